@@ -1,0 +1,70 @@
+# perslib — two commands do everything on a fresh machine (Python >= 3.10 with pip and venv):
+#   make run    set up .venv, then execute every notebook with papermill into build/ (ipynb + HTML)
+#   make test   set up .venv, then run the whole test suite
+# Other targets: make lab, make test-gpu, make notebooks (refresh the committed .ipynb), make clean.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.perslib-installed
+KERNEL := perslib
+
+# PyTorch: on a machine without an NVIDIA GPU install the CPU build torch 2.13.0 (found on
+# local disk here; elsewhere pip fetches it — add TORCH_PIP_ARGS="--index-url <PyTorch's CPU
+# wheel index>" to avoid the large CUDA wheel). With a GPU, any recent CUDA build.
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+ifeq ($(HAS_GPU),yes)
+TORCH_SPEC ?= torch>=2.3
+else
+TORCH_SPEC ?= torch==2.13.0
+endif
+TORCH_PIP_ARGS ?=
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+# Test options: unit tests, notebook pairing/smoke/budget runs (tests/), and nbval on the
+# committed notebooks, which re-executes them and compares the cells marked NBVAL_CHECK_OUTPUT.
+NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test test-gpu lab notebooks clean
+
+help:
+	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
+	$(PIP) install --quiet -e ".[notebooks,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (perslib)" >/dev/null
+	@$(BIN)/python -c "import torch, perslib; print('perslib', perslib.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
+	@touch $@
+
+setup: $(STAMP)
+
+run: setup
+	PERSLIB_PROGRESS=0 $(BIN)/python -m perslib.reports --out build
+
+test: setup
+	PERSLIB_PROGRESS=0 MPLBACKEND=Agg $(BIN)/python -m pytest -m "not gpu" tests notebooks $(NBVAL) $(PYTEST_ARGS)
+
+test-gpu:
+	@if [ "$(HAS_GPU)" != "yes" ]; then \
+	  echo "make test-gpu: SKIPPED — no NVIDIA GPU found (nvidia-smi -L failed). The GPU tier runs every notebook with notebooks/params/paper.yaml on CUDA; run it on a GPU machine."; \
+	  exit 0; \
+	fi; \
+	$(MAKE) setup && PERSLIB_PROGRESS=0 MPLBACKEND=Agg $(BIN)/python -m pytest -m gpu tests/test_gpu.py -v -rs $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# Re-execute every notebook at its default parameters on the CPU and store the result as the
+# committed .ipynb next to its .py source (what readers see on a first look).
+notebooks: setup
+	@for py in notebooks/[0-9][0-9]_*.py; do \
+	  echo "executing $$py"; \
+	  PERSLIB_PROGRESS=0 CUDA_VISIBLE_DEVICES= $(BIN)/python -c "import sys; from perslib.reports import run_notebook; r = run_notebook(sys.argv[1], 'build', html=False, output_path=sys.argv[1][:-3] + '.ipynb'); print(r.status, round(r.seconds, 1), 's', r.error); sys.exit(r.status != 'ok')" $$py || exit 1; \
+	done
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,23 @@
+"""perslib: models that adapt to the sample or cluster they serve.
+
+Two method families back a numbered series of tutorial notebooks:
+
+* personalized regression (Lengerich et al., ISMB 2018; NeurIPS 2019);
+* ARMED mixed-effects deep learning (Nguyen et al., TPAMI 2023).
+
+Modules
+-------
+utils      seeding, device choice, progress switch, input validation
+training   a small reusable minibatch training loop with early stopping
+mlp        a plain MLP module and its scikit-learn style estimators
+data       seeded simulators with their ground truth, and real clustered datasets
+metrics    parameter-recovery and per-cluster scores, intervals over folds
+plotting   the house plotting style and the figures the notebooks show
+reports    run the notebooks as parameterized reports (papermill + HTML)
+"""
+
+from perslib.utils import resolve_device, set_seed
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "resolve_device", "set_seed"]

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from perslib.training import TrainConfig, split_validation, train_loop, train_module
+
+
+def _linear_data(n=400, p=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    beta = np.array([1.5, -2.0, 0.5])[:p]
+    y = X @ beta + 0.3 + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def test_train_module_reaches_least_squares_solution():
+    X, y = _linear_data()
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    cfg = TrainConfig(epochs=300, batch_size=50, lr=0.05, patience=0)
+
+    def loss(m, xb, yb):
+        return ((m(xb).squeeze(-1) - yb) ** 2).mean()
+
+    history = train_module(model, loss, (Xt, yt), cfg, generator=torch.Generator().manual_seed(0))
+    ols = np.linalg.lstsq(np.column_stack([X, np.ones(len(X))]), y, rcond=None)[0]
+    fitted = np.r_[model.weight.detach().numpy().ravel(), model.bias.item()]
+    assert np.allclose(fitted, ols, atol=0.02)
+    assert len(history) == 300 and history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+
+
+def test_early_stopping_restores_best_epoch():
+    # The validation loss is a scripted sequence: best at epoch 3, then worse.
+    module = nn.Linear(1, 1)
+    val_losses = iter([5.0, 4.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    weights_seen = []
+
+    def step(batch):
+        with torch.no_grad():
+            module.weight += 1.0
+        return 0.5
+
+    def evaluate():
+        weights_seen.append(module.weight.item())
+        return next(val_losses)
+
+    cfg = TrainConfig(epochs=8, batch_size=10, patience=2)
+    hist = train_loop(step, (torch.zeros(10, 1),), cfg, module=module, evaluate=evaluate)
+    assert len(hist) == 5  # epochs 4 and 5 do not improve on epoch 3 -> stop
+    assert module.weight.item() == pytest.approx(weights_seen[2])
+    assert list(hist["val_loss"]) == [5.0, 4.0, 1.0, 2.0, 3.0]
+
+
+def test_train_loop_refuses_nan_loss():
+    module = nn.Linear(1, 1)
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        train_loop(lambda b: float("nan"), (torch.zeros(4, 1),), TrainConfig(epochs=2), module=module)
+
+
+def test_step_may_return_named_losses():
+    module = nn.Linear(1, 1)
+    hist = train_loop(lambda b: {"loss": 1.0, "adversary": 2.0}, (torch.zeros(8, 1),), TrainConfig(epochs=2, batch_size=4), module=module)
+    assert list(hist.columns) == ["epoch", "train_loss", "adversary"]
+    assert hist["adversary"].tolist() == [2.0, 2.0]
+
+
+def test_split_validation_stratified():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    tr, va = split_validation(100, 0.2, rng, stratify=labels)
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 100
+    assert np.bincount(labels[va]).tolist() == [10, 6, 4]
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_validation(10, 1.0, rng)
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"patience": -1}])
+def test_config_validation(kwargs):
+    with pytest.raises(ValueError, match=list(kwargs)[0]):
+        TrainConfig(**kwargs)
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 300),
+    frac=st.floats(0.0, 0.9),
+    n_labels=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_split_validation_is_a_partition(n, frac, n_labels, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(n_labels, size=n)
+    for stratify in (None, labels):
+        tr, va = split_validation(n, frac, np.random.default_rng(seed), stratify=stratify)
+        assert sorted(np.r_[tr, va].tolist()) == list(range(n))
+        if frac > 0 and stratify is not None:
+            # every label with at least two samples keeps one in training
+            for lab in np.unique(labels):
+                if (labels == lab).sum() >= 2:
+                    assert (labels[tr] == lab).any()
