@@ -16,8 +16,20 @@ plotting   the house plotting style and the figures the notebooks show
 reports    run the notebooks as parameterized reports (papermill + HTML)
 """
 
+import importlib
+
+from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.utils import resolve_device, set_seed
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "resolve_device", "set_seed"]
+_SUBMODULES = {"data", "metrics", "mlp", "plotting", "reports", "training", "utils"}
+
+__all__ = ["__version__", "MLPClassifier", "MLPRegressor", "resolve_device", "set_seed", *sorted(_SUBMODULES)]
+
+
+def __getattr__(name):
+    # Submodules load on first use (``perslib.plotting`` pulls in matplotlib and seaborn).
+    if name in _SUBMODULES:
+        return importlib.import_module(f"perslib.{name}")
+    raise AttributeError(f"module 'perslib' has no attribute {name!r}")

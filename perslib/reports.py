@@ -22,6 +22,7 @@ import argparse
 import glob
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,14 @@ def run_notebook(
     if params and "out_dir" not in params:
         params["out_dir"] = str(out_dir / stem)
     out_nb = Path(output_path).resolve() if output_path else out_dir / f"{stem}.ipynb"
-    source = _read_source(path) if path.suffix == ".py" else str(path)
+    tmp = None
+    source = str(path)
+    if path.suffix == ".py":  # papermill reads .ipynb: convert the jupytext source to a temporary one
+        import nbformat
+
+        tmp = tempfile.TemporaryDirectory(prefix="perslib-")
+        source = os.path.join(tmp.name, f"{stem}.ipynb")
+        nbformat.write(_read_source(path), source)
     env_backup = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silence debugger warnings in the kernel
     start = time.perf_counter()
@@ -154,6 +162,8 @@ def run_notebook(
     finally:
         if env_backup is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+        if tmp is not None:
+            tmp.cleanup()
     seconds = time.perf_counter() - start
     html_path = None
     if out_nb.exists():
@@ -161,6 +171,10 @@ def run_notebook(
 
         executed = nbformat.read(out_nb, as_version=4)
         seconds = float(executed.metadata.get("papermill", {}).get("duration") or seconds)
+        if "papermill" in executed.metadata:  # record the real source, not the temporary copy
+            executed.metadata.papermill["input_path"] = os.path.relpath(path, out_nb.parent)
+            executed.metadata.papermill["output_path"] = out_nb.name
+            nbformat.write(executed, out_nb)
         if html:
             from nbconvert import HTMLExporter
 
