@@ -1,7 +1,7 @@
 # perslib — two commands do everything on a fresh machine (Python >= 3.10 with pip and venv):
 #   make run    set up .venv, then execute every notebook with papermill into build/ (ipynb + HTML)
 #   make test   set up .venv, then run the whole test suite
-# Other targets: make lab, make test-gpu, make notebooks (refresh the committed .ipynb), make clean.
+# Other targets: make smoke, make lab, make test-gpu, make notebooks (refresh the committed .ipynb), make clean.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -27,7 +27,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-gpu lab notebooks clean
+.PHONY: help setup run smoke test test-gpu lab notebooks clean
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -44,6 +44,9 @@ setup: $(STAMP)
 
 run: setup
 	PERSLIB_PROGRESS=0 $(BIN)/python -m perslib.reports --out build
+
+smoke: setup
+	PERSLIB_PROGRESS=0 $(BIN)/python -m perslib.reports --profile smoke --out build/smoke
 
 test: setup
 	PERSLIB_PROGRESS=0 MPLBACKEND=Agg $(BIN)/python -m pytest -m "not gpu" tests notebooks $(NBVAL) $(PYTEST_ARGS)
