@@ -19,13 +19,23 @@ reports    run the notebooks as parameterized reports (papermill + HTML)
 import importlib
 
 from perslib.mlp import MLPClassifier, MLPRegressor
+from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor
 from perslib.utils import resolve_device, set_seed
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "metrics", "mlp", "plotting", "reports", "training", "utils"}
+_SUBMODULES = {"baselines", "data", "distances", "metrics", "mlp", "personalized", "plotting", "reports", "training", "utils"}
 
-__all__ = ["__version__", "MLPClassifier", "MLPRegressor", "resolve_device", "set_seed", *sorted(_SUBMODULES)]
+__all__ = [
+    "__version__",
+    "MLPClassifier",
+    "MLPRegressor",
+    "PersonalizedClassifier",
+    "PersonalizedRegressor",
+    "resolve_device",
+    "set_seed",
+    *sorted(_SUBMODULES),
+]
 
 
 def __getattr__(name):

@@ -1,0 +1,618 @@
+"""Personalized regression: one regression model per sample (Lengerich et al., ISMB 2018; NeurIPS 2019).
+
+Every training sample ``i`` gets its own parameters ``θ_i`` (coefficients and an
+intercept). Covariates ``u_i`` — never used as predictors — say which samples should
+have similar parameters, through *distance matching*: the distance between two samples'
+parameters should equal a learned weighted distance between their covariates,
+``d_φ(u_i, u_j) = φᵀΔ_ij`` (per-covariate distances Δ, see :mod:`perslib.distances`).
+
+Objective (on standardized ``X`` and, for regression, standardized ``y``), minimised by
+Adam on minibatches of samples, each sample carrying its ``k`` partner pairs::
+
+    L = mean_i ℓ(x_i, y_i, θ_i)                              prediction loss (½ squared error / logistic)
+      + γ/2 · mean_(i,j) (d_param(i, j) − φᵀΔ_ij)²           distance matching on sampled pairs
+      + λ · mean_i ‖θ_i − θ_pop‖²                            pull towards the population model
+      + υ · Σ_k φ_k                                          sparsity of the covariate metric (φ ≥ 0)
+      + μ · mean_i ℓ(x_i, y_i, Σ_j w_ij sg(θ_j))             kNN-transfer loss, teaches φ only
+      + rank-specific terms (below)
+
+The transfer term (``metric_learning=μ``, an addition to the papers' objective; ``μ = 0``
+recovers it) predicts sample i with a softmax-weighted mean of its partners' parameters,
+``w_ij ∝ exp(−φᵀΔ_ij / τ)`` with a learned temperature τ and the partners' θ detached
+(``sg``), so it moves only φ and τ. Without it φ is barely identified: matching alone
+is satisfied equally well by any φ once the embedding has adapted to it, so an irrelevant
+covariate keeps its initial weight. With it φ grows for covariates whose closeness makes
+parameters transferable — exactly what the kNN prediction rule needs — and υ shrinks the
+rest. φ starts at 1e-3 (all samples "equally close", consistent with all models starting
+at θ_pop) and grows where the data ask.
+
+* Low rank (``rank=q``, NeurIPS 2019): ``θ_i = θ_pop + Qᵀ z_i`` with ``Z`` (n, q) and a
+  dictionary ``Q`` (q, p+1); ``d_param = ‖z_i − z_j‖₂``; plus ``ω (mean_i ‖z_i‖² + ‖Q‖²)``.
+* Full rank (``rank=None``, ISMB 2018): free ``θ_i``; ``d_param = s · Σ_d φθ_d |θ_id − θ_jd|``
+  with ``φθ = softmax`` over the coefficients (intercept excluded) and a learned scale
+  ``s = softplus(·)``; plus ``κ / s`` (κ = 1e-3) so that ``s`` cannot shrink to zero and
+  switch the matching off, and ``α ‖φθ − 1/p‖²`` (α = 1, ISMB's ψ_θ) so that φθ cannot
+  concentrate on one coefficient and leave the others unregularized.
+
+``φ = softplus(a)`` with unconstrained ``a`` (not the reference code's softmax of the
+updated vector, which pins φ near uniform).
+
+Initialisation: ``θ_pop`` from a ridge / logistic regression (sklearn); every model starts
+there (full rank: a tile of ``θ_pop``; low rank: ``Q`` random orthonormal rows and ``Z``
+small noise, which is what PCA of a jittered tile of ``θ_pop`` gives) and relaxes away
+only as far as its own loss pays for against the pull ``λ`` and the matching term.
+
+Partners ``N(i)`` (``neighbors=``), refreshed every ``refresh_every`` epochs, memory O(n·k):
+
+* ``"covariate"`` (default): the ``k`` nearest samples under the *current* learned metric
+  ``d_φ`` (KD-tree on φ-scaled covariates, O(n log n)); matching then acts as a local
+  smoothness prior whose neighbourhood the model learns.
+* ``"latent"``: the ``k`` nearest in ``z`` (low rank) or in the φθ-weighted parameter space
+  (full rank), as the NeurIPS code does.
+* ``"random"``: ``k`` uniformly random partners (ISMB). Random pairs ask for one global
+  isometry between covariates and parameters, which a nonlinear θ(u) cannot satisfy.
+
+Early stopping. A training sample's ``θ_i`` is trained by its own loss term only, so a
+training-loss criterion says nothing about generalization. We therefore hold out a random
+``val_fraction`` of the samples: they take no part in training; after every epoch their
+``θ`` is predicted exactly as for new samples (kNN rule or encoder, below) and their
+prediction loss is the early-stopping criterion (best epoch restored). This measures what
+the matching term is for — transferring parameters between samples that the metric calls
+close. The held-out samples' ``coef_`` rows are their predicted ``θ``
+(``heldout_`` marks them). With ``val_fraction=0`` all samples train for ``epochs`` epochs.
+
+Prediction for new samples: by default (``encoder=None``) the average θ of the
+``n_neighbors_predict`` nearest training samples under the learned ``d_φ`` (the papers'
+rule). With ``encoder="mlp"`` an MLP ``u → z`` (low rank) or ``u → θ`` (full rank) is
+trained jointly: a loss ``‖f(u_i) − z_i‖²`` (``z_i`` detached, so the encoder follows the
+embedding without distorting it) plus the prediction loss of ``θ(f(u_i))``; the encoder
+then predicts new samples (Contextualized-style amortization).
+
+Persistence: fitted estimators hold only NumPy arrays, sklearn trees and CPU torch
+modules, so ``pickle``/``joblib`` work; :meth:`save` and :func:`load` wrap pickle.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+from torch.nn import functional as F
+
+from perslib.distances import CovariateSpace, distance_matching_loss, knn_table, pair_deltas, random_partners
+from perslib.mlp import MLP
+from perslib.training import TrainConfig, split_validation, train_loop
+from perslib.utils import check_array, check_consistent_length, check_random_state, resolve_device
+
+__all__ = ["PersonalizedRegressor", "PersonalizedClassifier", "load"]
+
+_SCALE_PENALTY = 1e-3  # κ of the full-rank κ/s term (ISMB's ψ_s)
+_THETA_METRIC_PENALTY = 1.0  # α of ISMB's ψ_θ = α‖φθ − uniform‖², keeps φθ from collapsing onto one coefficient
+_PHI_INIT = 1e-3  # initial φ_k (and τ): start consistent with "all models equal" and let φ grow where the data ask
+_NEIGHBOR_MODES = ("covariate", "latent", "random")
+
+
+class _PRModule(nn.Module):
+    """All trained tensors of one fit: per-sample parameters, the metric(s) and the encoder."""
+
+    def __init__(self, n, n_params, n_cov, rank, theta_pop, phi0, rng, encoder_in=None, encoder_hidden=(32, 32)):
+        super().__init__()
+        self.rank = rank
+        self.register_buffer("theta_pop", torch.as_tensor(theta_pop, dtype=torch.float32))
+        self.tau_raw = nn.Parameter(torch.tensor(float(np.log(np.expm1(phi0))), dtype=torch.float32))
+        self.phi_raw = nn.Parameter(torch.full((n_cov,), float(np.log(np.expm1(phi0))), dtype=torch.float32))
+        if rank is None:
+            self.theta = nn.Parameter(self.theta_pop.repeat(n, 1).clone())
+            self.theta_metric_raw = nn.Parameter(torch.zeros(n_params - 1))
+            self.scale_raw = nn.Parameter(torch.tensor(float(np.log(np.expm1(1.0)))))
+            out = n_params
+        else:
+            q = int(rank)
+            basis = np.linalg.qr(rng.standard_normal((max(q, n_params), n_params)).T)[0].T[:q]  # orthonormal rows
+            if q > n_params:
+                basis = rng.standard_normal((q, n_params)) / np.sqrt(n_params)
+            self.Q = nn.Parameter(torch.as_tensor(basis, dtype=torch.float32))
+            self.Z = nn.Parameter(torch.as_tensor(1e-2 * rng.standard_normal((n, q)), dtype=torch.float32))
+            out = q
+        self.encoder = MLP(encoder_in, encoder_hidden, out) if encoder_in is not None else None
+
+    def phi(self) -> torch.Tensor:
+        return F.softplus(self.phi_raw)
+
+    def theta_metric(self) -> torch.Tensor:  # full rank: weights of the parameter-side ℓ1, intercept weight 0
+        return torch.cat([torch.softmax(self.theta_metric_raw, 0), self.theta_metric_raw.new_zeros(1)])
+
+    def params_of(self, idx) -> torch.Tensor:
+        """θ of training samples ``idx`` (standardized units), shape (len(idx), p+1)."""
+        return self.theta[idx] if self.rank is None else self.theta_pop + self.Z[idx] @ self.Q
+
+    def latent_of(self, idx) -> torch.Tensor:
+        return self.theta[idx] if self.rank is None else self.Z[idx]
+
+    def from_latent(self, latent) -> torch.Tensor:
+        return latent if self.rank is None else self.theta_pop + latent @ self.Q
+
+    def param_distance(self, idx, partners) -> torch.Tensor:
+        if self.rank is None:
+            diff = (self.theta[idx][:, None, :] - self.theta[partners]).abs()
+            return F.softplus(self.scale_raw) * (diff @ self.theta_metric())
+        diff = self.Z[idx][:, None, :] - self.Z[partners]
+        return torch.sqrt((diff**2).sum(-1) + 1e-12)
+
+
+class _PersonalizedBase(BaseEstimator):
+    """Shared fit/predict code of the two personalized estimators (not public)."""
+
+    _task = "linear"
+
+    def __init__(
+        self,
+        rank: int | None = None,  # None: full rank (ISMB 2018); q: θ_i = θ_pop + Qᵀz_i (NeurIPS 2019)
+        neighbors: str = "covariate",  # partner pairs: "covariate", "latent" or "random"
+        n_neighbors: int = 10,  # k partners per sample
+        refresh_every: int = 1,  # epochs between partner refreshes
+        matching_weight: float | None = None,  # γ of the distance matching; None: 10 (low rank) or 100 (full rank)
+        pull: float = 1e-2,  # λ of the pull ‖θ_i − θ_pop‖²
+        metric_penalty: float = 1e-2,  # υ, L1 on the covariate metric φ
+        metric_learning: float = 1.0,  # weight of the kNN-transfer loss that teaches φ (0: pure paper objective)
+        latent_decay: float = 1e-3,  # ω, weight decay on Z and Q (low rank)
+        population_alpha: float = 1.0,  # ridge α of the population model (logistic: C = 1/α)
+        n_neighbors_predict: int = 10,  # training samples averaged for a new sample (kNN rule)
+        encoder: str | None = None,  # None (kNN rule) or "mlp" (amortized encoder)
+        encoder_hidden: Sequence[int] = (32, 32),  # hidden widths of the encoder MLP
+        encoder_weight: float = 1.0,  # weight of the encoder's pull towards z_i (or θ_i)
+        epochs: int = 300,  # most passes over the samples
+        batch_size: int = 512,  # samples per minibatch (each brings its k pairs)
+        lr: float = 0.04,  # Adam learning rate
+        val_fraction: float = 0.1,  # samples held out for early stopping (see module docstring)
+        patience: int = 20,  # epochs without validation improvement before stopping
+        standardize: bool = True,  # standardize X (and y for regression) internally
+        categorical_covariates: Sequence[Any] | None = None,  # extra covariate columns to treat as categorical
+        device: str = "auto",  # "auto", "cpu" or "cuda"
+        random_state: int | None = None,  # seed of split, initialisation, pairs and minibatches
+        progress: bool | None = None,  # tqdm bar; None follows PERSLIB_PROGRESS
+    ) -> None:
+        self.rank = rank
+        self.neighbors = neighbors
+        self.n_neighbors = n_neighbors
+        self.refresh_every = refresh_every
+        self.matching_weight = matching_weight
+        self.pull = pull
+        self.metric_penalty = metric_penalty
+        self.metric_learning = metric_learning
+        self.latent_decay = latent_decay
+        self.population_alpha = population_alpha
+        self.n_neighbors_predict = n_neighbors_predict
+        self.encoder = encoder
+        self.encoder_hidden = encoder_hidden
+        self.encoder_weight = encoder_weight
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.standardize = standardize
+        self.categorical_covariates = categorical_covariates
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        if self.rank is not None and (isinstance(self.rank, bool) or not isinstance(self.rank, (int, np.integer)) or self.rank < 1):
+            raise ValueError(f"rank must be None or a positive int, got {self.rank!r}")
+        if self.neighbors not in _NEIGHBOR_MODES:
+            raise ValueError(f"neighbors must be one of {_NEIGHBOR_MODES}, got {self.neighbors!r}")
+        if self.encoder not in (None, "mlp"):
+            raise ValueError(f"encoder must be None or 'mlp', got {self.encoder!r}")
+        for name in ("n_neighbors", "n_neighbors_predict", "refresh_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.matching_weight is not None and not (np.isfinite(self.matching_weight) and self.matching_weight >= 0):
+            raise ValueError(f"matching_weight must be None or a finite number >= 0, got {self.matching_weight!r}")
+        for name in ("pull", "metric_penalty", "metric_learning", "latent_decay", "population_alpha", "encoder_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def _check_X(self, X, fitting: bool) -> np.ndarray:
+        arr = check_array(X, "X", ndim=2)
+        if fitting:
+            self.n_features_in_ = arr.shape[1]
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object) if hasattr(X, "columns") else None
+        elif arr.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {arr.shape[1]} features, but the estimator was fitted with {self.n_features_in_}")
+        return arr
+
+    def _check_covariates(self, covariates, n: int) -> np.ndarray:
+        if covariates is None:
+            raise ValueError("covariates is required: pass covariates=U of shape (n_samples, n_covariates)")
+        if len(covariates) != n:
+            raise ValueError(f"inconsistent numbers of samples: X has {n}, covariates has {len(covariates)}")
+        return self.covariate_space_.transform(covariates)
+
+    # ------------------------------------------------------------------ helpers
+    def _population(self, Xs, target) -> np.ndarray:
+        raise NotImplementedError
+
+    def _loss(self, eta, target) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _partners(self, module, n_tr, rng) -> np.ndarray:
+        k = self.n_neighbors
+        if self.neighbors == "random":
+            return random_partners(n_tr, k, rng)
+        if self.neighbors == "covariate":
+            return knn_table(self._search_points(module), k)
+        with torch.no_grad():
+            if self.rank is None:
+                pts = (module.theta * module.theta_metric()).cpu().numpy()
+                return knn_table(pts, k, metric="manhattan")
+            return knn_table(module.Z.cpu().numpy(), k, metric="euclidean")
+
+    def _search_points(self, module) -> np.ndarray:
+        phi = module.phi().detach().cpu().numpy().astype(np.float64)
+        return self.covariate_space_.search_matrix(self._cov_train, phi)
+
+    def _knn_latent(self, module, cov_query: np.ndarray, feats_query: torch.Tensor | None) -> torch.Tensor:
+        """Latent (z, or θ for full rank) of query samples by the encoder or the kNN rule."""
+        if module.encoder is not None:
+            return module.encoder(feats_query)
+        phi = module.phi().detach().cpu().numpy().astype(np.float64)
+        space = self.covariate_space_
+        ind = knn_table(space.search_matrix(self._cov_train, phi), self.n_neighbors_predict, query=space.search_matrix(cov_query, phi))
+        ind = torch.as_tensor(ind, device=self.device_)
+        return module.latent_of(ind).mean(1)
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, y, covariates, target: np.ndarray):
+        t0 = time.perf_counter()
+        self._check_params()
+        n = X.shape[0]
+        rng = check_random_state(self.random_state)
+        torch_seed = int(rng.integers(2**31 - 1))
+        self.device_ = device = resolve_device(self.device)
+        self.covariate_space_ = CovariateSpace(self.categorical_covariates).fit(covariates)
+        cov = self._check_covariates(covariates, n)
+        self.n_covariates_ = cov.shape[1]
+
+        # standardization (undone on the way out, so coef_ are in the user's units)
+        self.x_mean_ = X.mean(0) if self.standardize else np.zeros(X.shape[1])
+        sd = X.std(0) if self.standardize else np.ones(X.shape[1])
+        self.x_scale_ = np.where(sd > 0, sd, 1.0)
+        Xs = (X - self.x_mean_) / self.x_scale_
+        theta_pop = self._population(Xs, target)  # (p+1,), intercept last, standardized units
+        Xa = np.hstack([Xs, np.ones((n, 1))])
+
+        stratify = target if self._task == "logistic" else None
+        train_idx, val_idx = split_validation(n, self.val_fraction, rng, stratify=stratify)
+        n_tr = len(train_idx)
+        if n_tr < 2:
+            raise ValueError(f"need at least 2 training samples after the validation split, got {n_tr}")
+        self._cov_train = cov[train_idx]
+        feats = self.covariate_space_.feature_matrix(cov)
+
+        def tensor(a, dtype=torch.float32):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        Xt, yt, Ut, Ft = tensor(Xa), tensor(target), tensor(cov), tensor(feats)
+        X_tr, y_tr, U_tr, F_tr = Xt[train_idx], yt[train_idx], Ut[train_idx], Ft[train_idx]
+        categorical = torch.as_tensor(self.covariate_space_.is_categorical_, device=device)
+        n_cov = cov.shape[1]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            module = _PRModule(
+                n_tr, Xa.shape[1], n_cov, self.rank, theta_pop, _PHI_INIT, rng,
+                encoder_in=feats.shape[1] if self.encoder == "mlp" else None, encoder_hidden=self.encoder_hidden,
+            ).to(device)
+        self.module_ = module
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+        steps_per_epoch = int(np.ceil(n_tr / self.batch_size))
+        state = {"step": 0, "partners": None}
+        gamma = self.matching_weight if self.matching_weight is not None else (100.0 if self.rank is None else 10.0)
+        lam, ups, omega = self.pull, self.metric_penalty, self.latent_decay
+
+        def refresh():
+            state["partners"] = torch.as_tensor(self._partners(module, n_tr, rng), device=device)
+
+        def step(batch):
+            if state["step"] % (self.refresh_every * steps_per_epoch) == 0:
+                refresh()
+            state["step"] += 1
+            (idx,) = batch
+            optimizer.zero_grad(set_to_none=True)
+            theta = module.params_of(idx)
+            pred = self._loss((X_tr[idx] * theta).sum(1), y_tr[idx])
+            partners = state["partners"][idx]  # (b, k)
+            deltas = pair_deltas(U_tr[idx][:, None, :], U_tr[partners], categorical)
+            phi = module.phi()
+            match = distance_matching_loss(module.param_distance(idx, partners), deltas, phi)
+            if self.metric_learning > 0:  # φ-only signal: do the partners' θ, weighted by d_φ, predict y_i?
+                w = torch.softmax(-(deltas @ phi) / F.softplus(module.tau_raw), dim=1)
+                theta_nb = (w[:, :, None] * module.params_of(partners).detach()).sum(1)
+                transfer = self._loss((X_tr[idx] * theta_nb).sum(1), y_tr[idx])
+            else:
+                transfer = torch.zeros((), device=device)
+            pull = ((theta - module.theta_pop) ** 2).sum(1).mean()
+            loss = pred + 0.5 * gamma * match + lam * pull + ups * phi.sum() + self.metric_learning * transfer
+            if self.rank is None:
+                w_theta = module.theta_metric()[:-1]
+                loss = loss + _SCALE_PENALTY / F.softplus(module.scale_raw) + _THETA_METRIC_PENALTY * ((w_theta - 1.0 / len(w_theta)) ** 2).sum()
+            else:
+                loss = loss + omega * ((module.Z[idx] ** 2).sum(1).mean() + (module.Q**2).sum())
+            if module.encoder is not None:
+                latent_hat = module.encoder(F_tr[idx])
+                enc_fit = ((latent_hat - module.latent_of(idx).detach()) ** 2).sum(1).mean()
+                enc_pred = self._loss((X_tr[idx] * module.from_latent(latent_hat)).sum(1), y_tr[idx])
+                loss = loss + self.encoder_weight * enc_fit + enc_pred
+            loss.backward()
+            optimizer.step()
+            return {"loss": loss.item(), "pred_loss": pred.item(), "match_loss": match.item(), "transfer_loss": transfer.item()}
+
+        evaluate = None
+        if len(val_idx):
+            X_val, y_val = Xt[val_idx], yt[val_idx]
+
+            def evaluate():
+                theta_val = module.from_latent(self._knn_latent(module, cov[val_idx], Ft[val_idx]))
+                return self._loss((X_val * theta_val).sum(1), y_val).item()
+
+        config = TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
+            progress=self.progress, desc=type(self).__name__,
+        )
+        gen = torch.Generator().manual_seed(torch_seed)
+        idx_all = torch.arange(n_tr, device=device)
+        self.history_ = train_loop(step, (idx_all,), config, module=module, evaluate=evaluate, generator=gen)
+        self.n_epochs_ = int(len(self.history_))
+
+        # ---- fitted state (NumPy / CPU only, so the estimator pickles)
+        module.eval()
+        with torch.no_grad():
+            theta_all = np.empty((n, Xa.shape[1]))
+            theta_all[train_idx] = module.params_of(idx_all).cpu().numpy()
+            latent_tr = module.latent_of(idx_all).cpu().numpy().astype(np.float64)
+            if len(val_idx):
+                latent_val = self._knn_latent(module, cov[val_idx], Ft[val_idx])
+                theta_all[val_idx] = module.from_latent(latent_val).cpu().numpy()
+            phi = module.phi().cpu().numpy().astype(np.float64)
+        self.partners_ = train_idx[state["partners"].cpu().numpy()]  # last partner table (n_fit, k), original row numbers
+        self.heldout_ = np.zeros(n, dtype=bool)
+        self.heldout_[val_idx] = True
+        self.train_index_ = train_idx
+        self._theta_train_std = theta_all[train_idx]
+        self._latent_train = latent_tr
+        self.coef_, self.intercept_ = self._unstandardize(theta_all)
+        pop_coef, pop_int = self._unstandardize(theta_pop[None, :])
+        self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_int[0])
+        names = self.covariate_space_.columns_
+        self.covariate_weights_ = pd.Series(phi, index=names, name="weight") if self.covariate_space_.frame_ else phi
+        if self.rank is not None:
+            Q = module.Q.detach().cpu().numpy().astype(np.float64)
+            self.dictionary_ = Q[:, :-1] * (self._y_scale / self.x_scale_)
+            emb = np.empty((n, Q.shape[0]))
+            emb[train_idx] = latent_tr
+            if len(val_idx):
+                emb[val_idx] = latent_val.cpu().numpy()
+            self.embeddings_ = emb
+        else:
+            with torch.no_grad():
+                self.parameter_weights_ = module.theta_metric()[:-1].cpu().numpy().astype(np.float64)
+                self.parameter_scale_ = float(F.softplus(module.scale_raw))
+        self._search_train = self.covariate_space_.search_matrix(self._cov_train, phi)
+        from sklearn.neighbors import NearestNeighbors
+
+        self.neighbors_index_ = NearestNeighbors(algorithm="kd_tree", metric="manhattan").fit(self._search_train)
+        self.encoder_ = module.encoder.cpu().eval() if module.encoder is not None else None
+        self._Q = module.Q.detach().cpu().numpy().astype(np.float64) if self.rank is not None else None
+        self._theta_pop_std = theta_pop
+        del self.module_, self._cov_train
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def _unstandardize(self, theta_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coef (m, p), intercept (m,)) in the user's units from standardized θ (m, p+1)."""
+        beta = theta_std[:, :-1] / self.x_scale_
+        coef = beta * self._y_scale
+        intercept = self._y_scale * (theta_std[:, -1] - beta @ self.x_mean_) + self._y_mean
+        return coef, intercept
+
+    # ------------------------------------------------------------------ predict
+    def predict_params(self, covariates) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters of new samples from their covariates.
+
+        Parameters
+        ----------
+        covariates : array-like or DataFrame of shape (m, K)
+
+        Returns
+        -------
+        coef : ndarray of shape (m, p)
+        intercept : ndarray of shape (m,)
+            By the encoder when ``encoder="mlp"``, else the mean θ of the
+            ``n_neighbors_predict`` nearest training samples under the learned metric.
+        """
+        check_is_fitted(self, "coef_")
+        cov = self.covariate_space_.transform(covariates)
+        phi = np.asarray(self.covariate_weights_, dtype=np.float64)
+        if self.encoder_ is not None:
+            feats = torch.as_tensor(self.covariate_space_.feature_matrix(cov), dtype=torch.float32)
+            with torch.no_grad():
+                latent = self.encoder_(feats).numpy().astype(np.float64)
+            theta = latent if self.rank is None else self._theta_pop_std + latent @ self._Q
+        else:
+            k = min(self.n_neighbors_predict, self._search_train.shape[0])
+            ind = self.neighbors_index_.kneighbors(self.covariate_space_.search_matrix(cov, phi), n_neighbors=k, return_distance=False)
+            theta = self._theta_train_std[ind].mean(1)
+        return self._unstandardize(theta)
+
+    def _decision(self, X, covariates) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        X = self._check_X(X, fitting=False)
+        if covariates is None:
+            raise ValueError("covariates is required: pass covariates=U of shape (n_samples, n_covariates)")
+        check_consistent_length(X=X, covariates=covariates)
+        coef, intercept = self.predict_params(covariates)
+        return np.einsum("ij,ij->i", X, coef) + intercept
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Pickle the fitted estimator to ``path`` (all fitted state is CPU/NumPy)."""
+        with open(path, "wb") as fh:
+            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load(path: str | Path):
+    """Load an estimator written by :meth:`PersonalizedRegressor.save` (pickle: trusted files only)."""
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+_DOC_PARAMS = """
+    Parameters
+    ----------
+    rank : int or None, default=None
+        ``None``: full rank (ISMB 2018), one free θ_i per sample. ``q``: low rank (NeurIPS
+        2019), θ_i = θ_pop + Qᵀz_i with ``z_i ∈ R^q``.
+    neighbors : {"covariate", "latent", "random"}, default="covariate"
+        How the ``n_neighbors`` partner pairs of each sample are chosen (module docstring).
+    n_neighbors : int, default=10
+        Partners per sample (k); memory is O(n·k).
+    refresh_every : int, default=1
+        Epochs between partner refreshes.
+    matching_weight : float or None, default=None
+        γ, weight of the distance-matching term; ``None`` means 10 for low rank and 100
+        for full rank (free θ_i need the stronger coupling).
+    pull : float, default=1e-2
+        λ, weight of ``‖θ_i − θ_pop‖²`` (standardized units).
+    metric_penalty : float, default=1e-2
+        υ, L1 penalty on the covariate metric φ (drives irrelevant covariates to 0).
+    metric_learning : float, default=1.0
+        Weight of the kNN-transfer loss that teaches φ (see the module docstring);
+        0 gives the papers' objective exactly.
+    latent_decay : float, default=1e-3
+        ω, weight decay on Z and Q (low rank only).
+    population_alpha : float, default=1.0
+        Ridge α of the population model (logistic: ``C = 1/α``).
+    n_neighbors_predict : int, default=10
+        Training samples averaged to predict a new sample (kNN rule).
+    encoder : {None, "mlp"}, default=None
+        ``"mlp"`` trains an amortized encoder covariates → z (or θ) that then predicts.
+    encoder_hidden : sequence of int, default=(32, 32)
+    encoder_weight : float, default=1.0
+        Weight of the encoder's pull towards the learned z_i (θ_i).
+    epochs, batch_size, lr, val_fraction, patience
+        Adam on minibatches of samples; early stopping on held-out samples.
+    standardize : bool, default=True
+        Standardize X (and y for regression) internally; ``coef_`` are in original units.
+    categorical_covariates : sequence, optional
+        Covariate columns (names or positions) to treat as categorical in addition to
+        object/category/string/bool DataFrame columns.
+    device : str, default="auto"
+    random_state : int, optional
+    progress : bool, optional
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_train, p)
+        Per-sample coefficients, in the user's units, training-sample order.
+    intercept_ : ndarray of shape (n_train,)
+    population_coef_ : ndarray of shape (p,)
+    population_intercept_ : float
+    covariate_weights_ : pandas.Series (DataFrame covariates) or ndarray of shape (K,)
+        Learned covariate metric φ (per unit of mean pairwise covariate distance).
+    dictionary_ : ndarray of shape (q, p)
+        Low rank only: rows are the coefficient directions of the latent coordinates
+        (user's units; ``coef_ = population_coef_ + embeddings_ @ dictionary_``).
+    embeddings_ : ndarray of shape (n_train, q)
+        Low rank only: latent z_i.
+    parameter_weights_, parameter_scale_ : ndarray (p,), float
+        Full rank only: the parameter-side metric φθ and scale s.
+    partners_ : ndarray of int, shape (n_train − n_heldout, k)
+        The last partner table (rows of the samples in ``train_index_``, entries are row
+        numbers of the training data); the only pair structure ever stored.
+    train_index_ : ndarray of int
+        Rows that were trained (not held out).
+    heldout_ : ndarray of bool, shape (n_train,)
+        Samples held out for early stopping; their rows of ``coef_`` are predicted.
+    history_ : pandas.DataFrame
+        Per epoch: ``train_loss``, ``pred_loss``, ``match_loss``, ``val_loss``.
+    n_epochs_, fit_time_ : int, float
+"""
+
+
+class PersonalizedRegressor(RegressorMixin, _PersonalizedBase):
+    __doc__ = "Personalized linear regression: one (coef, intercept) per sample.\n" + _DOC_PARAMS
+
+    _task = "linear"
+
+    def _population(self, Xs, target):
+        model = Ridge(alpha=self.population_alpha).fit(Xs, target)
+        return np.append(model.coef_, model.intercept_)
+
+    def _loss(self, eta, target):
+        return 0.5 * ((eta - target) ** 2).mean()
+
+    def fit(self, X, y, covariates=None):
+        """Fit on ``X`` (n, p), ``y`` (n,) and ``covariates`` (n, K); returns self."""
+        X = self._check_X(X, fitting=True)
+        y = check_array(y, "y", ndim=1)
+        check_consistent_length(X=X, y=y, covariates=covariates)
+        self._y_mean = float(y.mean()) if self.standardize else 0.0
+        self._y_scale = float(y.std()) if self.standardize and y.std() > 0 else 1.0
+        return self._fit(X, y, covariates, (y - self._y_mean) / self._y_scale)
+
+    def predict(self, X, covariates=None) -> np.ndarray:
+        """Predictions (m,) for new samples ``X`` (m, p) with ``covariates`` (m, K)."""
+        return self._decision(X, covariates)
+
+
+class PersonalizedClassifier(ClassifierMixin, _PersonalizedBase):
+    __doc__ = "Personalized logistic regression (binary): one (coef, intercept) per sample.\n" + _DOC_PARAMS
+
+    _task = "logistic"
+
+    def _population(self, Xs, target):
+        model = LogisticRegression(C=1.0 / max(self.population_alpha, 1e-12), max_iter=1000).fit(Xs, target)
+        return np.append(model.coef_[0], model.intercept_[0])
+
+    def _loss(self, eta, target):
+        return F.binary_cross_entropy_with_logits(eta, target)
+
+    def fit(self, X, y, covariates=None):
+        """Fit on ``X`` (n, p), binary labels ``y`` (n,) and ``covariates`` (n, K); returns self."""
+        X = self._check_X(X, fitting=True)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-dimensional, got shape {y.shape}")
+        check_consistent_length(X=X, y=y, covariates=covariates)
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or inf; expected class labels")
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) != 2:
+            raise ValueError(f"y must contain exactly 2 classes, got {self.classes_.tolist()}")
+        self._y_mean, self._y_scale = 0.0, 1.0
+        return self._fit(X, y, covariates, encoded.astype(np.float64))
+
+    def decision_function(self, X, covariates=None) -> np.ndarray:
+        """Logits (m,) of the positive class ``classes_[1]``."""
+        return self._decision(X, covariates)
+
+    def predict_proba(self, X, covariates=None) -> np.ndarray:
+        """Class probabilities (m, 2), columns in ``classes_`` order."""
+        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X, covariates)))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X, covariates=None) -> np.ndarray:
+        """Most probable class (m,)."""
+        return self.classes_[(self.decision_function(X, covariates) > 0).astype(int)]
