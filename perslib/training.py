@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from perslib.utils import progress_enabled
+from perslib.utils import progress_enabled, torch_threads
 
 __all__ = ["TrainConfig", "train_loop", "train_module", "split_validation", "iterate_minibatches"]
 
@@ -40,6 +40,7 @@ class TrainConfig:
     restore_best: bool = True  # reload the parameters of the best validation epoch at the end
     progress: bool | None = None  # tqdm bar; None follows the PERSLIB_PROGRESS variable
     desc: str = "training"  # label of the progress bar
+    cpu_threads: int | None = 1  # torch CPU threads while training (1 is fastest for small nets); None keeps torch's
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -139,6 +140,12 @@ def train_loop(
         One row per epoch: ``epoch``, ``train_loss``, ``val_loss`` and any other named
         quantity returned by ``step`` (averaged over the epoch's minibatches).
     """
+    on_cpu = all(t.device.type == "cpu" for t in train_tensors)
+    with torch_threads(config.cpu_threads if on_cpu else None):
+        return _run_epochs(step, train_tensors, config, module, evaluate, generator)
+
+
+def _run_epochs(step, train_tensors, config, module, evaluate, generator) -> pd.DataFrame:
     rows = []
     best = np.inf
     best_state = None

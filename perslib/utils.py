@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ __all__ = [
     "check_array",
     "check_consistent_length",
     "check_random_state",
+    "torch_threads",
 ]
 
 
@@ -80,6 +82,27 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             raise ValueError("device='mps' was asked for but MPS is not available; use device='auto' or 'cpu'")
         return torch.device("mps")
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {device!r}")
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(n)`` and restore the previous setting.
+
+    ``None`` leaves torch's setting alone. The small networks of perslib train fastest on
+    one CPU thread: intra-op parallelism on small tensors costs more than it gains, and
+    on a busy 2-core machine two threads can run 20 times slower than one.
+    """
+    if n is None:
+        yield
+        return
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"the number of threads must be a positive int or None, got {n!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def progress_enabled(progress: bool | None = None) -> bool:

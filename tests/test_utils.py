@@ -77,3 +77,17 @@ def test_check_random_state():
     assert check_random_state(5).integers(1000) == np.random.default_rng(5).integers(1000)
     with pytest.raises(ValueError, match="random_state"):
         check_random_state("seed")
+
+
+def test_torch_threads_restores_the_setting():
+    from perslib.utils import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with torch_threads(0):
+            pass

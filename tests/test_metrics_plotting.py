@@ -1,0 +1,297 @@
+"""perslib.metrics against closed forms and scikit-learn; perslib.plotting figure contents."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only: no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import accuracy_score, mean_squared_error, r2_score, roc_auc_score  # noqa: E402
+
+from perslib import metrics, plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _draw_and_close_figures():
+    """Render every figure a test made (layout errors only show at draw time), then close."""
+    yield
+    try:
+        for num in plt.get_fignums():
+            plt.figure(num).canvas.draw()
+    finally:
+        plt.close("all")
+
+
+@pytest.fixture
+def grouped():
+    rng = np.random.default_rng(0)
+    n = 600
+    groups = rng.integers(0, 5, size=n)
+    y = rng.integers(0, 2, size=n)
+    # predictions get worse with the group index, so groups really differ
+    flip = rng.random(n) < 0.05 + 0.08 * groups
+    pred = np.where(flip, 1 - y, y)
+    score = np.clip(y * 0.3 + rng.random(n) * (1.0 - 0.1 * groups), 0, 1)
+    return y, pred, score, groups
+
+
+def _n_offsets(ax) -> int:
+    """Number of scatter points (PathCollections) drawn in ``ax``."""
+    return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+
+
+def _title(ax) -> str:
+    return ax.get_title("left") or ax.get_title("center") or ax.get_title("right")
+
+
+# --------------------------------------------------------------------------- metrics
+def test_parameter_mse_full_matches_closed_form():
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=(50, 4))
+    est = theta + 0.1 * rng.normal(size=(50, 4))
+    assert metrics.parameter_mse(est, theta) == pytest.approx(np.mean((est - theta) ** 2))
+    per = metrics.parameter_mse(est, theta, per_sample=True)
+    assert per.shape == (50,)
+    np.testing.assert_allclose(per, ((est - theta) ** 2).mean(axis=1))
+    assert per.mean() == pytest.approx(metrics.parameter_mse(est, theta))
+
+
+def test_parameter_mse_constant_estimate_is_mean_squared_deviation():
+    rng = np.random.default_rng(2)
+    theta = rng.normal(loc=[1.0, -2.0, 0.5], scale=[1.0, 0.5, 2.0], size=(400, 3))
+    c = np.array([0.3, 0.0, -1.0])
+    # closed form: E(c - θ)² = var(θ) + (mean(θ) - c)², averaged over coordinates
+    closed = np.mean(theta.var(axis=0) + (theta.mean(axis=0) - c) ** 2)
+    assert metrics.parameter_mse(c, theta) == pytest.approx(closed, rel=1e-12)
+    # the column mean is the best constant; its error is the average variance
+    assert metrics.parameter_mse(theta.mean(axis=0), theta) == pytest.approx(theta.var(axis=0).mean())
+    assert metrics.parameter_mse(c[None, :], theta) == pytest.approx(closed)
+
+
+def test_parameter_mse_validates():
+    theta = np.zeros((10, 3))
+    with pytest.raises(ValueError, match="theta_hat"):
+        metrics.parameter_mse(np.zeros(4), theta)
+    with pytest.raises(ValueError, match="inconsistent"):
+        metrics.parameter_mse(np.zeros((9, 3)), theta)
+    bad = theta.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="theta_true"):
+        metrics.parameter_mse(np.zeros(3), bad)
+    with pytest.raises(ValueError, match="theta_hat"):
+        metrics.parameter_mse(bad, theta)
+
+
+def test_per_group_accuracy_matches_sklearn(grouped):
+    y, pred, _, groups = grouped
+    frame = metrics.per_group_score(y, pred, groups, metric="accuracy")
+    assert list(frame.columns) == ["group", "n", "score"]
+    assert list(frame["group"]) == [0, 1, 2, 3, 4]
+    assert frame["n"].sum() == len(y)
+    for _, row in frame.iterrows():
+        m = groups == row["group"]
+        assert row["n"] == m.sum()
+        assert row["score"] == pytest.approx(accuracy_score(y[m], pred[m]))
+    # the simulated groups really differ (accuracy falls with the group index)
+    assert frame["score"].iloc[0] > frame["score"].iloc[-1] + 0.15
+
+
+def test_per_group_other_metrics_match_sklearn(grouped):
+    y, _, score, groups = grouped
+    auc = metrics.per_group_score(y, score, groups, metric="auroc")
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=len(y))
+    p = t + rng.normal(scale=0.5, size=len(y))
+    r2 = metrics.per_group_score(t, p, groups, metric="r2")
+    mse = metrics.per_group_score(t, p, groups, metric="mse")
+    custom = metrics.per_group_score(t, p, groups, metric=lambda a, b: float(np.max(np.abs(a - b))))
+    for k in range(5):
+        m = groups == k
+        assert auc["score"].iloc[k] == pytest.approx(roc_auc_score(y[m], score[m]))
+        assert r2["score"].iloc[k] == pytest.approx(r2_score(t[m], p[m]))
+        assert mse["score"].iloc[k] == pytest.approx(mean_squared_error(t[m], p[m]))
+        assert custom["score"].iloc[k] == pytest.approx(np.max(np.abs(t[m] - p[m])))
+
+
+def test_per_group_auroc_single_class_is_nan_and_string_groups():
+    y = np.array([0, 1, 0, 1, 1, 1])
+    s = np.array([0.1, 0.9, 0.2, 0.8, 0.7, 0.6])
+    g = np.array(["a", "a", "a", "a", "b", "b"])
+    frame = metrics.per_group_score(y, s, g, metric="auroc")
+    assert list(frame["group"]) == ["a", "b"]
+    assert frame["score"].iloc[0] == pytest.approx(1.0)
+    assert np.isnan(frame["score"].iloc[1])
+
+
+def test_per_group_score_validates(grouped):
+    y, pred, _, groups = grouped
+    with pytest.raises(ValueError, match="metric"):
+        metrics.per_group_score(y, pred, groups, metric="f7")
+    with pytest.raises(ValueError, match="inconsistent"):
+        metrics.per_group_score(y, pred[:-1], groups)
+    yf = y.astype(float)
+    yf[3] = np.nan
+    with pytest.raises(ValueError, match="y_true"):
+        metrics.per_group_score(yf, pred, groups)
+    gs = pd.Series(groups.astype(object))
+    gs.iloc[0] = None
+    with pytest.raises(ValueError, match="groups"):
+        metrics.per_group_score(y, pred, gs)
+
+
+def test_mean_ci_hand_computation():
+    v = np.array([0.70, 0.74, 0.78, 0.72, 0.76])
+    mean, lo, hi = metrics.mean_ci(v)
+    # by hand: mean 0.74, squared deviations sum to 0.004, sample sd = sqrt(0.004 / 4) = 0.0316228,
+    # half-width = 1.959964 * 0.0316228 / sqrt(5) = 0.0277181
+    sd = np.sqrt(((v - 0.74) ** 2).sum() / 4)
+    half = 1.959963984540054 * sd / np.sqrt(5)
+    assert mean == pytest.approx(0.74)
+    assert lo == pytest.approx(0.74 - half)
+    assert hi == pytest.approx(0.74 + half)
+    assert hi - mean == pytest.approx(0.0277181, abs=1e-6)
+    _, lo90, hi90 = metrics.mean_ci(v, level=0.90)
+    assert hi90 - lo90 == pytest.approx(2 * 1.6448536269514722 * sd / np.sqrt(5))
+
+
+def test_mean_ci_validates():
+    with pytest.raises(ValueError, match="values"):
+        metrics.mean_ci([0.5])
+    with pytest.raises(ValueError, match="values"):
+        metrics.mean_ci([0.5, np.nan, 0.7])
+    with pytest.raises(ValueError, match="level"):
+        metrics.mean_ci([0.5, 0.6], level=95)
+
+
+def test_permutation_score_drop_detects_reliance():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 3))
+    y = (X[:, 0] > 0).astype(int)
+
+    def predict(A):
+        return (A[:, 0] > 0).astype(int)
+
+    drop_used, scores = metrics.permutation_score_drop(predict, X, y, [0], n_repeats=4, random_state=0)
+    drop_unused, _ = metrics.permutation_score_drop(predict, X, y, [1, 2], n_repeats=4, random_state=0)
+    assert scores.shape == (4,)
+    assert drop_used == pytest.approx(0.5, abs=0.08)  # a coin flip after shuffling
+    assert drop_unused == 0.0
+    with pytest.raises(ValueError, match="columns"):
+        metrics.permutation_score_drop(predict, X, y, [5])
+
+
+# --------------------------------------------------------------------------- plotting
+def test_set_style_applies_house_rc():
+    plotting.set_style()
+    assert plt.rcParams["figure.dpi"] == 100
+    assert plt.rcParams["axes.spines.top"] is False
+    assert plt.rcParams["axes.spines.right"] is False
+    with pytest.raises(ValueError, match="context"):
+        plotting.set_style("huge")
+
+
+def test_plot_parameter_space_points_and_estimates():
+    rng = np.random.default_rng(5)
+    theta = rng.normal(size=(120, 3))
+    labels = np.repeat([0, 1, 2], 40)
+    fig = plotting.plot_parameter_space(theta, labels)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 1
+    assert _n_offsets(fig.axes[0]) == 120
+    fig2 = plotting.plot_parameter_space(theta, labels, dims=(0, 2),
+                                         estimates={"pooled": theta.mean(0), "per process": np.zeros((3, 3))})
+    ax = fig2.axes[0]
+    assert _n_offsets(ax) == 120 + 1 + 3
+    np.testing.assert_allclose(ax.collections[-2].get_offsets()[0], theta.mean(0)[[0, 2]])
+    with pytest.raises(ValueError, match="dims"):
+        plotting.plot_parameter_space(theta, dims=(0, 3))
+    with pytest.raises(ValueError, match="labels"):
+        plotting.plot_parameter_space(theta, labels[:-1])
+
+
+def test_plot_parameters_vs_covariate_grid():
+    rng = np.random.default_rng(6)
+    theta = rng.normal(size=(200, 4))
+    U = pd.DataFrame(rng.normal(size=(200, 3)), columns=["u0", "u1", "noise"])
+    fig = plotting.plot_parameters_vs_covariate(theta, U, labels=rng.integers(0, 3, 200))
+    assert len(fig.axes) == 3 * 4
+    assert fig.axes[0].get_xlabel() == "u0"
+    assert all(_n_offsets(ax) == 200 for ax in fig.axes)
+    fig1 = plotting.plot_parameters_vs_covariate(theta, U["u1"], max_points=50)
+    assert len(fig1.axes) == 4
+    assert _n_offsets(fig1.axes[0]) == 50
+    assert fig1.axes[0].get_xlabel() == "u1"
+
+
+def test_plot_clusters_2d_panels_and_points():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(700, 4))
+    y = rng.integers(0, 2, 700)
+    groups = np.repeat(np.arange(7), 100)
+    fig = plotting.plot_clusters_2d(X, y, groups, n_cols=3, max_points=60)
+    assert len(fig.axes) == 7  # 3 × 3 grid, two empty cells removed
+    assert all(_n_offsets(ax) == 60 for ax in fig.axes)
+    fig_all = plotting.plot_clusters_2d(X, y, groups, max_points=None, titles=[f"r={k}" for k in range(7)])
+    assert sum(_n_offsets(ax) for ax in fig_all.axes) == 700
+    assert _title(fig_all.axes[2]) == "r=2"
+
+
+def test_plot_image_grid_shape_and_shared_scale():
+    rng = np.random.default_rng(8)
+    images = rng.random((60, 1, 8, 8)).astype(np.float32)
+    sites = np.repeat([2, 0, 1], 20)
+    images[sites == 2] += 3.0
+    fig = plotting.plot_image_grid(images, sites, n_per_row=5, sample_labels=rng.integers(0, 2, 60))
+    assert len(fig.axes) == 3 * 5
+    assert fig.axes[0].get_ylabel() == "site 0"
+    clims = {ax.images[0].get_clim() for ax in fig.axes}
+    assert len(clims) == 1  # one grey scale for all: batch effects stay visible
+    with pytest.raises(ValueError, match="images"):
+        plotting.plot_image_grid(rng.random((4, 3, 8, 8)), np.zeros(4))
+
+
+def test_plot_group_scores_dots_and_reference(grouped):
+    y, pred, _, groups = grouped
+    frame = metrics.per_group_score(y, pred, groups)
+    fig = plotting.plot_group_scores(frame, "group", "score", reference={"pooled": accuracy_score(y, pred)})
+    ax = fig.axes[0]
+    assert _n_offsets(ax) == 5
+    assert len(ax.get_lines()) == 1  # the reference line
+    stems = [c for c in ax.collections if not isinstance(c, PathCollection)]
+    assert len(stems) == 1 and len(stems[0].get_segments()) == 5  # one stem per group, from the reference
+    assert ax.get_lines()[0].get_ydata()[0] == pytest.approx(accuracy_score(y, pred))
+    both = pd.concat([frame.assign(model="a"), frame.assign(model="b", score=frame["score"] - 0.1)])
+    fig2 = plotting.plot_group_scores(both, "group", "score", hue="model", sort=True)
+    assert _n_offsets(fig2.axes[0]) == 10
+    with pytest.raises(ValueError, match="score_col"):
+        plotting.plot_group_scores(frame, "group", "nope")
+
+
+def test_plot_scatter_and_history():
+    x = np.arange(10.0)
+    fig = plotting.plot_scatter(x, 2 * x + 1, annotate=list(range(10)), xlabel="radius", ylabel="accuracy")
+    ax = fig.axes[0]
+    assert _n_offsets(ax) == 10
+    assert "Pearson r = 1.00" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig_id = plotting.plot_scatter(x, x + 0.5, fit_line=False, identity=True, show_r=False)
+    assert [t.get_text() for t in fig_id.axes[0].get_legend().get_texts()] == ["y = x"]
+    hist = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.7, 0.6]})
+    fig_h = plotting.plot_history(hist)
+    assert len(fig_h.axes[0].get_lines()) == 2
+
+
+def test_save_figure_writes_files(tmp_path):
+    fig = plotting.plot_scatter(np.arange(5.0), np.arange(5.0))
+    out = tmp_path / "nested" / "figs"
+    paths = plotting.save_figure(fig, out, "scatter", formats=("png", "svg"))
+    assert paths == [out / "scatter.png", out / "scatter.svg"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="name"):
+        plotting.save_figure(fig, out, "../escape")
