@@ -7,13 +7,16 @@ Two method families back a numbered series of tutorial notebooks:
 
 Modules
 -------
-utils      seeding, device choice, progress switch, input validation
-training   a small reusable minibatch training loop with early stopping
-mlp        a plain MLP module and its scikit-learn style estimators
-data       seeded simulators with their ground truth, and real clustered datasets
-metrics    parameter-recovery and per-cluster scores, intervals over folds
-plotting   the house plotting style and the figures the notebooks show
-reports    run the notebooks as parameterized reports (papermill + HTML)
+utils         seeding, device choice, thread and progress switches, input validation
+training      a small reusable minibatch training loop with early stopping
+mlp           a plain MLP module and its scikit-learn style estimators
+personalized  personalized regression (full rank and low rank), distance matching
+distances     per-pair covariate distances and neighbour search (no n x n matrices)
+baselines     population GLM, mixture of regressions, varying coefficients, kNN local regression
+data          seeded simulators with their ground truth, and real clustered datasets
+metrics       parameter-recovery and per-cluster scores, intervals over folds
+plotting      the house plotting style and the figures the notebooks show
+reports       run the notebooks as parameterized reports (papermill + HTML)
 """
 
 import importlib
