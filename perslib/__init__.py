@@ -12,6 +12,9 @@ training      a small reusable minibatch training loop with early stopping
 mlp           a plain MLP module and its scikit-learn style estimators
 personalized  personalized regression (full rank and low rank), distance matching
 distances     per-pair covariate distances and neighbour search (no n x n matrices)
+armed         ARMED building blocks: random-effects layer, adversary, generator-loss guard
+armed_models  ARMEDClassifier / ARMEDRegressor, interpretation helpers
+armed_baselines  cluster-input, domain-adversarial and mixed-effects MLPs, statsmodels mixed models
 baselines     population GLM, mixture of regressions, varying coefficients, kNN local regression
 data          seeded simulators with their ground truth, and real clustered datasets
 metrics       parameter-recovery and per-cluster scores, intervals over folds
@@ -21,16 +24,19 @@ reports       run the notebooks as parameterized reports (papermill + HTML)
 
 import importlib
 
+from perslib.armed_models import ARMEDClassifier, ARMEDRegressor
 from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor
 from perslib.utils import resolve_device, set_seed
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"baselines", "data", "distances", "metrics", "mlp", "personalized", "plotting", "reports", "training", "utils"}
+_SUBMODULES = {"armed", "armed_baselines", "armed_models", "baselines", "data", "distances", "metrics", "mlp", "personalized", "plotting", "reports", "training", "utils"}
 
 __all__ = [
     "__version__",
+    "ARMEDClassifier",
+    "ARMEDRegressor",
     "MLPClassifier",
     "MLPRegressor",
     "PersonalizedClassifier",

@@ -1,0 +1,443 @@
+"""Baselines for ARMED, with the same ``fit(X, y, groups=g)`` / ``predict(X, groups=g)`` API.
+
+* :class:`perslib.mlp.MLPClassifier` / :class:`~perslib.mlp.MLPRegressor` — the
+  conventional pooled network (re-exported here; they accept and ignore ``groups``).
+* :class:`ClusterInputMLPClassifier` / :class:`ClusterInputMLPRegressor` — the cluster's
+  one-hot vector concatenated to the (standardized) inputs; unseen clusters get the zero
+  vector (with a ``UserWarning``).
+* :class:`DomainAdversarialMLPClassifier` / ``Regressor`` — ARMED without random effects
+  (``random_effects=False``): the FE network and its adversary only.
+* :class:`MixedEffectsMLPClassifier` / ``Regressor`` — ARMED without the adversary
+  (``adversary=False``).
+* :class:`MixedLMRegressor` — statsmodels' linear mixed model (random intercept, optional
+  random slopes); predicts fixed effects + BLUPs for seen clusters, fixed effects only for
+  unseen ones.
+* :class:`BayesMixedGLMClassifier` — statsmodels' ``BinomialBayesMixedGLM`` (logistic,
+  random intercept) fitted by variational Bayes; posterior-mean intercepts for seen
+  clusters, none for unseen ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from perslib.armed_models import (
+    ARMEDClassifier,
+    ARMEDRegressor,
+    _sorted_unique,
+    check_groups,
+)
+from perslib.mlp import MLPClassifier, MLPRegressor, _BaseMLPEstimator
+from perslib.utils import check_array, check_consistent_length
+
+__all__ = [
+    "BayesMixedGLMClassifier",
+    "ClusterInputMLPClassifier",
+    "ClusterInputMLPRegressor",
+    "DomainAdversarialMLPClassifier",
+    "DomainAdversarialMLPRegressor",
+    "MLPClassifier",
+    "MLPRegressor",
+    "MixedEffectsMLPClassifier",
+    "MixedEffectsMLPRegressor",
+    "MixedLMRegressor",
+]
+
+
+# -- ARMED variants with other defaults ----------------------------------------------------
+def _variant(base, name: str, doc: str, **defaults):
+    """Subclass of ``base`` whose ``__init__`` has other defaults (visible to get_params/clone)."""
+    sig = inspect.signature(base.__init__)
+    new_sig = sig.replace(
+        parameters=[
+            p.replace(default=defaults.get(p.name, p.default))
+            for p in sig.parameters.values()
+        ]
+    )
+
+    def __init__(self, *args, **kwargs):
+        bound = new_sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop("self")
+        base.__init__(self, **arguments)
+
+    __init__.__signature__ = new_sig
+    return type(
+        name,
+        (base,),
+        {
+            "__init__": __init__,
+            "__doc__": doc,
+            "__module__": __name__,
+            "__qualname__": name,
+        },
+    )
+
+
+DomainAdversarialMLPClassifier = _variant(
+    ARMEDClassifier,
+    "DomainAdversarialMLPClassifier",
+    "Domain-adversarial MLP classifier: :class:`ARMEDClassifier` with ``random_effects=False`` by default.",
+    random_effects=False,
+)
+DomainAdversarialMLPRegressor = _variant(
+    ARMEDRegressor,
+    "DomainAdversarialMLPRegressor",
+    "Domain-adversarial MLP regressor: :class:`ARMEDRegressor` with ``random_effects=False`` by default.",
+    random_effects=False,
+)
+MixedEffectsMLPClassifier = _variant(
+    ARMEDClassifier,
+    "MixedEffectsMLPClassifier",
+    "Mixed-effects MLP classifier without adversary: :class:`ARMEDClassifier` with ``adversary=False`` by default.",
+    adversary=False,
+)
+MixedEffectsMLPRegressor = _variant(
+    ARMEDRegressor,
+    "MixedEffectsMLPRegressor",
+    "Mixed-effects MLP regressor without adversary: :class:`ARMEDRegressor` with ``adversary=False`` by default.",
+    adversary=False,
+)
+
+
+# -- cluster-input MLP -------------------------------------------------------------------
+class _ClusterInputBase(_BaseMLPEstimator):
+    """Shares the MLP estimators' parameters (and so their __init__); adds one-hot cluster inputs."""
+
+    _inner_cls = MLPClassifier
+
+    def _augment(self, X, groups, fitting: bool) -> np.ndarray:
+        if fitting:
+            self.feature_names_in_ = (
+                np.asarray([str(c) for c in X.columns], dtype=object)
+                if hasattr(X, "columns")
+                else None
+            )
+        Xa = check_array(X, "X", ndim=2)
+        if fitting:
+            self.n_features_in_ = Xa.shape[1]
+            g = check_groups(groups, len(Xa))
+            self.groups_ = _sorted_unique(g)
+            self.scaler_ = StandardScaler().fit(Xa) if self.standardize else None
+        else:
+            check_is_fitted(self, "estimator_")
+            if Xa.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {Xa.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
+                )
+            g = None if groups is None else check_groups(groups, len(Xa), fitting=False)
+        codes = (
+            np.full(len(Xa), -1) if g is None else pd.Index(self.groups_).get_indexer(g)
+        )
+        if not fitting and (codes < 0).any():
+            warnings.warn(
+                f"{type(self).__name__}: {int((codes < 0).sum())} sample(s) without a cluster seen in training; "
+                "their cluster input is the zero vector",
+                UserWarning,
+                stacklevel=3,
+            )
+        onehot = np.zeros((len(Xa), len(self.groups_)))
+        seen = codes >= 0
+        onehot[np.flatnonzero(seen), codes[seen]] = 1.0
+        Xs = self.scaler_.transform(Xa) if self.scaler_ is not None else Xa
+        return np.hstack([Xs, onehot])
+
+    def fit(self, X, y, groups=None):
+        """Fit on ``X`` (n, p), ``y`` (n,) and cluster labels ``groups`` (n,)."""
+        Z = self._augment(X, groups, fitting=True)
+        params = {k: v for k, v in self.get_params().items() if k != "standardize"}
+        self.estimator_ = self._inner_cls(standardize=False, **params).fit(Z, y)
+        self.history_ = self.estimator_.history_
+        if hasattr(self.estimator_, "classes_"):
+            self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict(self, X, groups=None):
+        """Predictions (n,); unseen or missing groups use the zero cluster vector."""
+        return self.estimator_.predict(self._augment(X, groups, fitting=False))
+
+    def fixed_effects_estimator(self):
+        """For :func:`perslib.armed_models.feature_importance`: the network with the cluster input at zero."""
+        check_is_fitted(self, "estimator_")
+        model, K = self.estimator_.model_, len(self.groups_)
+
+        def fn(x):
+            return model(torch.cat([x, x.new_zeros(len(x), K)], dim=1))[:, 0]
+
+        names = (
+            list(self.feature_names_in_)
+            if self.feature_names_in_ is not None
+            else [f"x{j}" for j in range(self.n_features_in_)]
+        )
+        return (
+            fn,
+            self.scaler_,
+            self.estimator_.device_,
+            names,
+            isinstance(self.estimator_, MLPClassifier),
+        )
+
+
+class ClusterInputMLPClassifier(ClassifierMixin, _ClusterInputBase):
+    """MLP classifier on ``[standardized X, one-hot cluster]``; parameters as :class:`perslib.mlp.MLPClassifier`."""
+
+    _inner_cls = MLPClassifier
+
+    def predict_proba(self, X, groups=None) -> np.ndarray:
+        """Class probabilities (n, n_classes)."""
+        return self.estimator_.predict_proba(self._augment(X, groups, fitting=False))
+
+
+class ClusterInputMLPRegressor(RegressorMixin, _ClusterInputBase):
+    """MLP regressor on ``[standardized X, one-hot cluster]``; parameters as :class:`perslib.mlp.MLPRegressor`."""
+
+    _inner_cls = MLPRegressor
+
+
+# -- statsmodels mixed models --------------------------------------------------------------
+def _check_xyg(X, y, groups, classifier: bool):
+    names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+    Xa = check_array(X, "X", ndim=2)
+    names = names or [f"x{j}" for j in range(Xa.shape[1])]
+    if classifier:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-dimensional, got shape {y.shape}")
+    else:
+        y = check_array(y, "y", ndim=1)
+    check_consistent_length(X=Xa, y=y)
+    g = check_groups(groups, len(Xa))
+    return Xa, y, g, names
+
+
+class MixedLMRegressor(RegressorMixin, BaseEstimator):
+    """Linear mixed model (statsmodels ``MixedLM``): random intercept, optional random slopes.
+
+    Parameters
+    ----------
+    random_slopes : sequence of str or int, or "all", optional
+        Features (names, or column positions) with a random slope per cluster.
+    reml : bool, default=True
+    method : str or list, optional
+        Optimiser(s) passed to ``MixedLMResults.fit`` (statsmodels' default when None).
+
+    Attributes
+    ----------
+    result_ : statsmodels MixedLMResults
+    fe_params_ : Series (``Intercept`` and one coefficient per feature)
+    random_effects_ : DataFrame (clusters x random effects) of BLUPs
+    random_effect_sd_ : Series, estimated s.d. of each random effect
+    residual_sd_ : float
+    """
+
+    def __init__(self, random_slopes=None, reml: bool = True, method=None) -> None:
+        self.random_slopes = random_slopes
+        self.reml = reml
+        self.method = method
+
+    def _slope_columns(self, names):
+        if self.random_slopes is None:
+            return []
+        if isinstance(self.random_slopes, str):
+            if self.random_slopes != "all":
+                raise ValueError(
+                    f"random_slopes must be 'all' or a list of features, got {self.random_slopes!r}"
+                )
+            return list(range(len(names)))
+        cols = []
+        for s in self.random_slopes:
+            if isinstance(s, (int, np.integer)) and not isinstance(s, bool):
+                cols.append(int(s))
+            elif str(s) in names:
+                cols.append(names.index(str(s)))
+            else:
+                raise ValueError(
+                    f"random_slopes: unknown feature {s!r}; features are {names}"
+                )
+        return cols
+
+    def _designs(self, Xa):
+        exog = np.column_stack([np.ones(len(Xa)), Xa])
+        exog_re = np.column_stack([np.ones(len(Xa)), Xa[:, self.slope_columns_]])
+        return exog, exog_re
+
+    def fit(self, X, y, groups=None):
+        """Fit on ``X`` (n, p), ``y`` (n,) and cluster labels ``groups`` (n,)."""
+        import statsmodels.api as sm
+
+        Xa, y, g, names = _check_xyg(X, y, groups, classifier=False)
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = Xa.shape[1]
+        self.slope_columns_ = self._slope_columns(names)
+        exog, exog_re = self._designs(Xa)
+        fe_names = ["Intercept", *names]
+        re_names = ["Group", *[names[j] for j in self.slope_columns_]]
+        model = sm.MixedLM(
+            y,
+            pd.DataFrame(exog, columns=fe_names),
+            groups=pd.Series(g, dtype=object),
+            exog_re=pd.DataFrame(exog_re, columns=re_names),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # convergence chatter; check result_.converged
+            kwargs = {"reml": self.reml}
+            if self.method is not None:
+                kwargs["method"] = self.method
+            self.result_ = model.fit(**kwargs)
+        self.fe_params_ = self.result_.fe_params
+        self.random_effects_ = pd.DataFrame(self.result_.random_effects).T.reindex(
+            columns=re_names
+        )
+        self.random_effects_.index.name = "group"
+        self.random_effect_sd_ = pd.Series(
+            np.sqrt(np.diag(np.asarray(self.result_.cov_re))), index=re_names
+        )
+        self.residual_sd_ = float(np.sqrt(self.result_.scale))
+        return self
+
+    def predict(self, X, groups=None) -> np.ndarray:
+        """Fixed effects + BLUPs for seen clusters; fixed effects only (with a warning) otherwise."""
+        check_is_fitted(self, "result_")
+        Xa = check_array(X, "X", ndim=2)
+        if Xa.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xa.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
+            )
+        exog, exog_re = self._designs(Xa)
+        pred = exog @ self.fe_params_.to_numpy()
+        if groups is None:
+            codes = np.full(len(Xa), -1)
+        else:
+            codes = self.random_effects_.index.get_indexer(
+                check_groups(groups, len(Xa), fitting=False)
+            )
+        seen = codes >= 0
+        if not seen.all():
+            warnings.warn(
+                f"MixedLMRegressor: {int((~seen).sum())} sample(s) without a cluster seen in training; fixed effects only",
+                UserWarning,
+                stacklevel=2,
+            )
+        b = self.random_effects_.to_numpy()
+        pred[seen] += (exog_re[seen] * b[codes[seen]]).sum(1)
+        return pred
+
+
+class BayesMixedGLMClassifier(ClassifierMixin, BaseEstimator):
+    """Logistic mixed model with a random intercept (statsmodels ``BinomialBayesMixedGLM.fit_vb``).
+
+    Parameters
+    ----------
+    vcp_p : float, default=1.0
+        Prior s.d. of the log random-intercept s.d.
+    fe_p : float, default=2.0
+        Prior s.d. of the fixed effects.
+    standardize : bool, default=True
+        Standardize the features inside (the fixed-effect prior is then on a common scale).
+
+    Attributes
+    ----------
+    result_ : statsmodels BayesMixedGLMResults
+    fe_mean_ : Series, posterior means of the fixed effects (standardized features)
+    random_effects_ : DataFrame (clusters x ["intercept"]) of posterior-mean intercepts
+    random_effect_sd_ : Series, posterior-mean estimate of the random-intercept s.d.
+    classes_
+    """
+
+    def __init__(
+        self, vcp_p: float = 1.0, fe_p: float = 2.0, standardize: bool = True
+    ) -> None:
+        self.vcp_p = vcp_p
+        self.fe_p = fe_p
+        self.standardize = standardize
+
+    def fit(self, X, y, groups=None):
+        """Fit on ``X`` (n, p), binary labels ``y`` (n,) and cluster labels ``groups`` (n,)."""
+        from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+
+        Xa, y, g, names = _check_xyg(X, y, groups, classifier=True)
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = Xa.shape[1]
+        self.classes_, enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) != 2:
+            raise ValueError(
+                f"y must contain exactly 2 classes (binary), got {self.classes_.tolist()}"
+            )
+        self.scaler_ = StandardScaler().fit(Xa) if self.standardize else None
+        Xs = self.scaler_.transform(Xa) if self.scaler_ is not None else Xa
+        self.groups_ = _sorted_unique(g)
+        codes = pd.Index(self.groups_).get_indexer(g)
+        exog_vc = sp.csr_matrix(
+            (np.ones(len(codes)), (np.arange(len(codes)), codes)),
+            shape=(len(codes), len(self.groups_)),
+        )
+        model = BinomialBayesMixedGLM(
+            enc.astype(float),
+            np.column_stack([np.ones(len(Xs)), Xs]),
+            exog_vc,
+            np.zeros(len(self.groups_), dtype=int),
+            vcp_p=self.vcp_p,
+            fe_p=self.fe_p,
+            fep_names=["Intercept", *names],
+            vcp_names=["group"],
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.result_ = model.fit_vb()
+        self.fe_mean_ = pd.Series(self.result_.fe_mean, index=["Intercept", *names])
+        self.random_effects_ = pd.DataFrame(
+            {"intercept": self.result_.vc_mean},
+            index=pd.Index(self.groups_, name="group"),
+        )
+        self.random_effect_sd_ = pd.Series(
+            {"intercept": float(np.exp(self.result_.vcp_mean[0]))}
+        )
+        return self
+
+    def decision_function(self, X, groups=None) -> np.ndarray:
+        """Logit: fixed effects + posterior-mean intercept for seen clusters (none, with a warning, otherwise)."""
+        check_is_fitted(self, "result_")
+        Xa = check_array(X, "X", ndim=2)
+        if Xa.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xa.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
+            )
+        Xs = self.scaler_.transform(Xa) if self.scaler_ is not None else Xa
+        logit = self.fe_mean_.iloc[0] + Xs @ self.fe_mean_.iloc[1:].to_numpy()
+        codes = (
+            np.full(len(Xa), -1)
+            if groups is None
+            else pd.Index(self.groups_).get_indexer(
+                check_groups(groups, len(Xa), fitting=False)
+            )
+        )
+        seen = codes >= 0
+        if not seen.all():
+            warnings.warn(
+                f"BayesMixedGLMClassifier: {int((~seen).sum())} sample(s) without a cluster seen in training; fixed effects only",
+                UserWarning,
+                stacklevel=2,
+            )
+        logit[seen] += self.random_effects_["intercept"].to_numpy()[codes[seen]]
+        return logit
+
+    def predict_proba(self, X, groups=None) -> np.ndarray:
+        """Class probabilities (n, 2)."""
+        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X, groups)))
+        return np.column_stack([1 - p1, p1])
+
+    def predict(self, X, groups=None) -> np.ndarray:
+        """Most probable class."""
+        return self.classes_[(self.decision_function(X, groups) > 0).astype(int)]

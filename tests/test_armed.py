@@ -1,0 +1,409 @@
+"""Tests of the ARMED building blocks and estimators (perslib.armed, perslib.armed_models)."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from perslib.armed import (
+    ARMEDNet,
+    RandomEffects,
+    adversary_loss,
+    generator_loss,
+    grad_reverse,
+)
+from perslib.armed_models import (
+    ARMEDClassifier,
+    ARMEDRegressor,
+    feature_importance,
+    intercept_prevalence_correlation,
+    random_slope_spread,
+)
+from perslib.data import make_spirals
+
+FAST = {
+    "hidden": (16, 16),
+    "adversary_hidden": (8,),
+    "zpredictor_hidden": (16,),
+    "epochs": 8,
+    "batch_size": 128,
+    "patience": 0,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _intercept_data(n_clusters=30, n_per=60, sd=1.0, seed=0):
+    """y = 2 x0 - x1 + b_k + noise with known random intercepts b_k ~ N(0, sd^2)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_clusters), n_per)
+    b = rng.normal(0, sd, n_clusters)
+    X = rng.normal(size=(len(g), 2))
+    y = 2 * X[:, 0] - X[:, 1] + b[g] + rng.normal(0, 0.5, len(g))
+    return X, y, g, b
+
+
+@pytest.fixture(scope="module")
+def spirals():
+    X, y, g, eff = make_spirals(
+        n_clusters=6, n_per_cluster=200, confounded=True, as_frame=True, random_state=0
+    )
+    return X, y, np.array([f"site{k}" for k in g], dtype=object), eff
+
+
+@pytest.fixture(scope="module")
+def fitted_clf(spirals):
+    X, y, g, _ = spirals
+    return ARMEDClassifier(random_state=0, **FAST).fit(X, y, groups=g)
+
+
+# -- random-effects layer ----------------------------------------------------------------
+def test_kl_matches_closed_form_and_torch():
+    torch.manual_seed(0)
+    layer = RandomEffects(5, 3, prior_scale=[0.2, 0.5, 1.0], post_init_scale=0.3)
+    with torch.no_grad():
+        layer.rho.uniform_(-2, 1)
+    kl = layer.kl()
+    assert kl.ndim == 0  # a scalar, never a vector (P4)
+    mu, s = layer.loc.detach(), layer.scale.detach()
+    tau = layer.prior_scale.detach()
+    assert torch.allclose(tau, torch.tensor([0.2, 0.5, 1.0]), atol=1e-4)
+    closed = (torch.log(tau / s) + (s**2 + mu**2) / (2 * tau**2) - 0.5).sum()
+    ref = kl_divergence(
+        Normal(mu, s), Normal(torch.zeros_like(mu), tau.expand_as(mu))
+    ).sum()
+    assert torch.allclose(kl, closed, rtol=1e-5)
+    assert torch.allclose(kl, ref, rtol=1e-5)
+    kl.backward()  # the prior scale is learned (empirical Bayes)
+    assert (
+        layer.log_prior_scale.grad is not None
+        and layer.log_prior_scale.grad.shape == (3,)
+    )
+
+
+def test_posterior_scale_initialisation_range():
+    layer = RandomEffects(200, 10, post_scale_init=(0.05, 0.05))
+    s = layer.scale.detach()
+    assert s.min() >= 0.05 - 1e-6 and s.max() <= 0.10 + 1e-6  # P5: [min, min + range]
+    assert s.max() - s.min() > 0.04
+
+
+def test_eval_uses_posterior_means_and_training_samples():
+    torch.manual_seed(0)
+    layer = RandomEffects(4, 2, post_init_scale=1.0)
+    z = torch.softmax(torch.randn(7, 4), dim=1)  # soft cluster weights
+    layer.eval()
+    out1, out2 = layer(z), layer(z)
+    assert torch.equal(out1, out2)
+    assert torch.allclose(out1, z @ layer.loc)
+    idx = torch.tensor([0, 3, 1])
+    assert torch.allclose(layer(idx), layer(torch.eye(4)[idx]))  # index path == one-hot
+    layer.train()
+    a, b = layer(torch.eye(4)), layer(torch.eye(4))
+    assert not torch.allclose(a, b)  # one reparameterised draw per call
+    # one draw shared by the batch: identical rows of z get identical outputs
+    twin = layer(torch.eye(4)[[2, 2]])
+    assert torch.equal(twin[0], twin[1])
+
+
+def test_mixing_is_on_the_logit():
+    torch.manual_seed(0)
+    net = ARMEDNet(3, 4, hidden=(5,), slopes="linear", adversary_hidden=None).eval()
+    x = torch.randn(6, 3)
+    z = torch.eye(4)[[0, 1, 2, 3, 0, 1]]
+    out = net(x, z)
+    u = net.re.loc[[0, 1, 2, 3, 0, 1]]
+    expected = out["fixed"] + u[:, 0] + (x * u[:, 1:]).sum(1)
+    assert torch.allclose(
+        out["mixed"], expected, atol=1e-6
+    )  # P3: logit + RE, not sigmoid(logit)
+    assert torch.equal(net(x, torch.zeros(6, 4))["mixed"], out["fixed"])
+
+
+# -- adversary ---------------------------------------------------------------------------
+def test_generator_term_pushes_fe_to_increase_adversary_loss():
+    torch.manual_seed(0)
+    K = 3
+    net = ARMEDNet(2, K, hidden=(8, 8), adversary_hidden=(8,))
+    x = torch.randn(90, 2)
+    zb = torch.arange(90) % K
+    x[:, 0] += zb.float() * 2  # the features leak the cluster
+    log_prior = torch.full((K,), -np.log(K))
+    h = net.adversary_input(net(x)["hidden"], x)
+    ce = adversary_loss(net.adversary(h), zb)
+    gen = generator_loss(net.adversary(h), zb, log_prior, guard="none")
+    assert torch.allclose(gen, -ce)  # P1: minus the CE
+    fe_params = list(
+        net.fe.hidden_layers.parameters()
+    )  # the layers whose activations A reads
+    grads = torch.autograd.grad(gen, fe_params)
+    with torch.no_grad():
+        for p, gr in zip(fe_params, grads):
+            p -= 0.05 * gr  # a descent step of the FE net on its generator term
+        h2 = net.adversary_input(net(x)["hidden"], x)
+        assert (
+            adversary_loss(net.adversary(h2), zb) > ce
+        )  # ... raises the adversary's loss
+    # gradient reversal gives the FE the same direction
+    h = net.adversary_input(net(x)["hidden"], x)
+    g_rev = torch.autograd.grad(
+        adversary_loss(net.adversary(grad_reverse(h, 1.0)), zb), fe_params
+    )
+    h = net.adversary_input(net(x)["hidden"], x)
+    g_gen = torch.autograd.grad(
+        generator_loss(net.adversary(h), zb, log_prior, guard="none"), fe_params
+    )
+    for a, b in zip(g_rev, g_gen):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_generator_guards_are_bounded():
+    log_prior = torch.log(torch.tensor([0.5, 0.25, 0.25]))
+    logits = torch.tensor([[-50.0, 50.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    zb = torch.tensor([0, 1])
+    clamp = generator_loss(logits, zb, log_prior, "clamp", cap=1.0)
+    assert (
+        clamp >= -float(-log_prior[zb].mean()) - 1e-6
+    )  # never below minus the chance-level loss
+    (g,) = torch.autograd.grad(clamp, logits)
+    assert torch.all(g[0] == 0)  # a sample past chance is not pushed further
+    conf = generator_loss(logits, zb, log_prior, "confusion")
+    assert conf >= 0
+    at_chance = generator_loss(
+        log_prior.expand(2, 3).clone(), zb, log_prior, "confusion"
+    )
+    assert abs(float(at_chance)) < 1e-6
+
+
+def test_adversary_loss_rises_when_features_leak_the_cluster():
+    rng = np.random.default_rng(0)
+    K, n = 4, 800
+    g = rng.integers(K, size=n)
+    X = np.column_stack(
+        [rng.normal(size=n), g + rng.normal(0, 0.1, n)]
+    )  # x1 reveals the cluster
+    y = (X[:, 0] + rng.normal(0, 0.3, n) > 0).astype(int)
+    kw = dict(
+        FAST, epochs=30, random_effects=False, adversary_hidden=(16,), batch_size=64
+    )
+    with_adv = (
+        ARMEDClassifier(lambda_adv=1.0, random_state=0, **kw)
+        .fit(X, y, groups=g)
+        .history_["adv_loss"]
+    )
+    no_push = (
+        ARMEDClassifier(lambda_adv=0.0, random_state=0, **kw)
+        .fit(X, y, groups=g)
+        .history_["adv_loss"]
+    )
+    assert (
+        with_adv.iloc[-3:].mean() > with_adv.min() + 0.2
+    )  # rises after the adversary's early gains
+    assert with_adv.iloc[-3:].mean() > no_push.iloc[-3:].mean() + 0.5
+    chance = np.log(K)
+    assert (
+        with_adv.iloc[-3:].mean() < 1.5 * chance
+    )  # the clamp guard keeps it near chance (P7)
+
+
+# -- estimators ----------------------------------------------------------------------------
+def test_random_intercepts_recovered():
+    X, y, g, b = _intercept_data()
+    m = ARMEDRegressor(
+        hidden=(16,),
+        slopes="none",
+        adversary=False,
+        epochs=60,
+        patience=0,
+        batch_size=128,
+        unseen="fixed",
+        device="cpu",
+        random_state=0,
+    ).fit(X, y, groups=g)
+    est = m.random_effects_["intercept"].to_numpy()
+    assert np.corrcoef(est, b)[0, 1] > 0.9
+    assert (
+        0.5 < m.random_effect_sd_["intercept"] < 1.6
+    )  # learned spread near the true 1.0
+
+
+def test_classifier_api_and_attributes(spirals, fitted_clf):
+    X, y, g, _ = spirals
+    m = fitted_clf
+    assert list(m.classes_) == [0, 1]
+    proba = m.predict_proba(X, groups=g)
+    assert proba.shape == (len(X), 2) and np.allclose(proba.sum(1), 1)
+    assert set(np.unique(m.predict(X, groups=g))) <= {0, 1}
+    assert list(m.random_effects_.columns) == [
+        "intercept",
+        "x1",
+        "x2",
+        "probe_1",
+        "probe_2",
+    ]
+    assert set(m.random_effects_.index) == set(np.unique(g))
+    assert (m.random_effect_sd_ > 0).all()
+    assert {"train_loss", "val_loss", "adv_loss", "kl"} <= set(m.history_.columns)
+    assert list(m.zpredictor_.classes_) == list(range(6))
+    assert (
+        m.score(X, y, groups=g) > 0.5
+    )  # score passes groups on (cross_val_score(..., params={"groups": g}))
+    # ablations: z = 0 equals the FE output; random z is a valid prediction
+    fe = (
+        m.net_(torch.as_tensor(m.scaler_.transform(X.to_numpy()), dtype=torch.float32))[
+            "fixed"
+        ]
+        .detach()
+        .numpy()
+    )
+    assert np.allclose(m.decision_function(X, groups=g, z="zero"), fe, atol=1e-5)
+    assert m.predict_proba(X, z="random").shape == (len(X), 2)
+    spread = random_slope_spread(m)
+    assert list(spread.columns) == ["empirical_sd", "prior_sd"]
+    r = intercept_prevalence_correlation(m, y, g)
+    assert -1 <= r <= 1
+
+
+def test_eval_predictions_deterministic(spirals, fitted_clf):
+    X, _, g, _ = spirals
+    a = fitted_clf.decision_function(X, groups=g)
+    b = fitted_clf.decision_function(X, groups=g)
+    assert np.array_equal(a, b)
+
+
+def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
+    X, _, g, _ = spirals
+    new = np.array(["elsewhere"] * 5 + [None] * 5, dtype=object)
+    with pytest.warns(UserWarning, match="not seen in training"):
+        p = fitted_clf.predict_proba(X.iloc[:10], groups=new)
+    assert np.isfinite(p).all()
+    Z = fitted_clf.zpredictor_.predict_proba(X.iloc[:10].to_numpy())
+    with pytest.warns(UserWarning):
+        d = fitted_clf.decision_function(X.iloc[:10], groups=new)
+    assert np.allclose(
+        d, fitted_clf.decision_function(X.iloc[:10], z=Z), atol=1e-6
+    )  # soft z from the z-predictor
+    with pytest.warns(UserWarning, match="groups not given"):
+        fitted_clf.predict(X.iloc[:3])
+    fixed = ARMEDClassifier(unseen="fixed", random_state=0, **dict(FAST, epochs=2)).fit(
+        X, spirals[1], groups=g
+    )
+    with pytest.warns(UserWarning, match="z = 0"):
+        d = fixed.decision_function(X.iloc[:5], groups=["nowhere"] * 5)
+    assert np.allclose(d, fixed.decision_function(X.iloc[:5], z="zero"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted_clf.predict(X.iloc[:5], groups=g[:5])  # seen groups: no warning
+
+
+def test_pickle_round_trip(spirals, fitted_clf):
+    X, _, g, _ = spirals
+    clone = pickle.loads(pickle.dumps(fitted_clf))
+    assert np.array_equal(
+        clone.predict_proba(X, groups=g), fitted_clf.predict_proba(X, groups=g)
+    )
+
+
+def test_same_seed_same_predictions():
+    X, y, g, _ = _intercept_data(n_clusters=8, n_per=40)
+    kw = dict(FAST, epochs=3)
+    a = ARMEDRegressor(random_state=3, **kw).fit(X, y, groups=g).predict(X, groups=g)
+    b = ARMEDRegressor(random_state=3, **kw).fit(X, y, groups=g).predict(X, groups=g)
+    c = ARMEDRegressor(random_state=4, **kw).fit(X, y, groups=g).predict(X, groups=g)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize(
+    "adversary_mode,guard", [("reversal", "clamp"), ("alternating", "confusion")]
+)
+def test_other_adversary_modes_train(adversary_mode, guard, spirals):
+    X, y, g, _ = spirals
+    m = ARMEDClassifier(
+        adversary_mode=adversary_mode,
+        adversary_guard=guard,
+        slopes="nonlinear",
+        random_state=0,
+        **dict(FAST, epochs=3),
+    )
+    m.fit(X, y, groups=g)
+    assert np.isfinite(m.history_["train_loss"]).all()
+    assert [c for c in m.random_effects_.columns][:2] == ["intercept", "h0"]
+
+
+def test_regressor_units_and_feature_names():
+    X, y, g, _ = _intercept_data(n_clusters=10, n_per=30)
+    Xf = pd.DataFrame(X, columns=["dose", "age"])
+    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=3)).fit(
+        Xf, y * 10 + 100, groups=g
+    )
+    assert list(m.feature_names_in_) == ["dose", "age"]
+    assert list(m.random_effects_.columns) == ["intercept", "dose", "age"]
+    pred = m.predict(Xf, groups=g)
+    assert abs(pred.mean() - 100) < 10  # back on the scale of y
+    imp = feature_importance(m, Xf)
+    assert list(imp.index) == ["dose", "age"] and (imp >= 0).all()
+    with pytest.raises(ValueError, match="columns"):
+        m.predict(Xf[["age", "dose"]], groups=g)
+
+
+@pytest.mark.parametrize(
+    "make_args,match",
+    [
+        (
+            lambda X, y, g: (
+                np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X),
+                y,
+                g,
+            ),
+            "X contains NaN",
+        ),
+        (lambda X, y, g: (X, y[:-1], g), "inconsistent numbers of samples"),
+        (lambda X, y, g: (X, np.zeros_like(y), g), "exactly 2 classes"),
+        (lambda X, y, g: (X, y, g[:-1]), "groups has"),
+        (lambda X, y, g: (X, y, None), "groups is required"),
+        (
+            lambda X, y, g: (X, y, np.where(np.arange(len(g)) == 0, None, g)),
+            "groups contains missing",
+        ),
+    ],
+)
+def test_bad_input_errors_name_the_argument(make_args, match):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    g = np.repeat(np.array(["a", "b", "c", "d"], dtype=object), 10)
+    X2, y2, g2 = make_args(X, y, g)
+    with pytest.raises(ValueError, match=match):
+        ARMEDClassifier(**dict(FAST, epochs=1)).fit(X2, y2, groups=g2)
+
+
+def test_bad_parameters_and_predict_inputs(fitted_clf, spirals):
+    X, y, g, _ = spirals
+    with pytest.raises(ValueError, match="slopes"):
+        ARMEDClassifier(slopes="quadratic").fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="groups has"):
+        fitted_clf.predict(X, groups=g[:-1])
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fitted_clf.predict(X.assign(x1=np.nan), groups=g)
+    with pytest.raises(ValueError, match="z must have shape"):
+        fitted_clf.predict(X, z=np.zeros((len(X), 2)))
+
+
+def test_closed_form_prior_update_is_the_kl_optimum():
+    torch.manual_seed(0)
+    layer = RandomEffects(20, 2, prior_scale=1.0, post_init_scale=0.3)
+    layer.update_prior_scale_()
+    (grad,) = torch.autograd.grad(layer.kl(), layer.log_prior_scale)
+    assert torch.allclose(grad, torch.zeros(2), atol=1e-3)
