@@ -1,0 +1,466 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (perslib)
+#     language: python
+#     name: perslib
+# ---
+
+# %% [markdown]
+# # 02 · Personalized regression: one model per sample
+#
+# Notebook 01 showed that a single population model averages heterogeneous processes
+# away, and that even one model per *known* process misses the variation inside each
+# process. This notebook fits **personalized regression** (PR; Lengerich, Aragam & Xing,
+# ISMB 2018 and NeurIPS 2019), which estimates one linear model θᵢ for *every* sample,
+# and asks what that buys us:
+#
+# 1. **Parameter recovery** on the simulation of notebook 01, against the population
+#    model and three classic baselines (mixture of regressions, varying coefficients,
+#    local regression on covariate neighbours).
+# 2. **Sample embeddings and data-driven clustering**: the estimated θ̂ᵢ, projected with
+#    PCA and t-SNE, and clustered without labels.
+# 3. **The learned covariate metric**: which covariates decide who resembles whom.
+# 4. **Zooming** from the population model to a process to one individual.
+# 5. **New samples**: predicting θ for samples never seen in training.
+# 6. **A real clustered dataset**: maths achievement of 7,185 US high-school students in
+#    160 schools, personalized by school-level covariates.
+
+# %% tags=["parameters"]
+seed = 0  # seeds the simulator, data splits and model initialisation
+device = "auto"  # torch device of the personalized models: "auto" picks a GPU when one is visible
+n_samples = 2000  # samples in the personalized-regression simulation
+n_features = 5  # predictors x per sample, i.e. the length of each coefficient vector theta_i
+n_covariates = 3  # covariates u: position, process and one irrelevant column
+rank = 4  # latent dimension q of the low-rank model (notebook 03 studies this choice)
+epochs = 300  # most training epochs of each personalized model (early stopping ends sooner)
+math_fraction = 1.0  # share of the 7,185 MathAchieve students used (smaller for a quick run)
+out_dir = "../build/02_personalized_regression"  # every file this notebook writes goes here
+
+# %%
+import json
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+import perslib
+from perslib import data, metrics, plotting
+from perslib.baselines import KNNLocalRegressor, MixtureRegressor, PopulationRegressor, VaryingCoefficientRegressor
+
+perslib.set_seed(seed)
+plotting.set_style()
+out_dir = Path(out_dir)
+results = {}  # key numbers, written to out_dir/metrics.json at the end
+
+# %% [markdown]
+# ## 1. The idea: one θᵢ per sample, tied together by distance matching
+#
+# Every sample $i$ has predictors $x_i$, a response $y_i$ and covariates $u_i$. The
+# covariates are **not** predictors; they only say which samples should have similar
+# models. Personalized regression gives each sample its own parameters θᵢ (coefficients
+# and an intercept), $y_i \approx x_i^\top\theta_i$. With $n$ samples and $n \times p$
+# parameters, the data alone cannot pin down θᵢ; the models must share statistical
+# strength. PR does it by **distance matching**: the distance between two samples'
+# parameters should equal a *learned* distance between their covariates,
+#
+# $$d_\varphi(u_i, u_j) = \varphi^\top \Delta_{ij} = \sum_k \varphi_k\, |u_{ik} - u_{jk}|, \qquad \varphi \ge 0,$$
+#
+# where $\Delta_{ij}$ holds one distance per covariate and φ weighs them. The objective is
+#
+# $$\min_{\theta, \varphi}\ \frac1n\sum_i \ell(x_i, y_i, \theta_i)
+#   \;+\; \frac{\gamma}{2}\,\frac1{nk}\sum_i\sum_{j\in N(i)} \big(d_\theta(\theta_i,\theta_j) - d_\varphi(u_i,u_j)\big)^2
+#   \;+\; \lambda\,\frac1n\sum_i \lVert\theta_i - \theta_{\text{pop}}\rVert^2 \;+\; \upsilon\,\lVert\varphi\rVert_1 ,$$
+#
+# a prediction loss per sample, the matching term over $k$ partner pairs per sample, a
+# pull towards the population model and an L1 penalty that switches off covariates that
+# do not help. **Every model starts at the population estimate** θ_pop and *relaxes*
+# away from it only as far as its own data pay for against the matching and the pull.
+# Two samples with similar covariates are then forced to have similar models, while a
+# covariate that says nothing about the models gets a weight φₖ near zero.
+#
+# perslib's `PersonalizedRegressor` implements both papers (the module docstring gives
+# every detail, including a kNN-transfer term that teaches φ). We use the **low-rank**
+# form of NeurIPS 2019, $\theta_i = \theta_{\text{pop}} + Q^\top z_i$ with a dictionary
+# $Q$ of `rank` basis models and a short latent vector $z_i$ per sample, matched by
+# $d_\theta = \lVert z_i - z_j\rVert$. It is the recommended setting: it has far fewer free
+# parameters than $n \times p$, so the models are estimated more stably, fit faster and
+# transfer better to new samples; q = 4 is ample for this simulation. Notebook 03 is about
+# that choice; here we only compare with the full-rank model of ISMB 2018 once.
+
+# %% [markdown]
+# ## 2. Parameter recovery on the simulation
+#
+# The data are those of notebook 01: three latent processes, coefficients on smooth arcs
+# along `u_position`, a noisy `u_process` covariate and one irrelevant covariate. We fit
+# PR and four baselines with the same interface, `fit(X, y, covariates=U)`, and score every
+# per-sample estimate by its parameter error against the truth,
+# $\mathrm{MSE}(\hat\theta) = \frac{1}{np}\sum_i\lVert\hat\theta_i-\theta_i\rVert^2$
+# (`metrics.parameter_mse`). The baselines:
+#
+# * **population**: one ridge regression for everyone;
+# * **mixture**: an EM mixture of 3 linear regressions; each sample takes its most likely component;
+# * **varying coefficients**: θᵢ linear in the covariates, θᵢ = [1, uᵢ]·A;
+# * **local regression**: a ridge regression on each sample's 50 nearest covariate neighbours.
+
+# %%
+X, y, U, theta, process = data.make_personalized_regression(
+    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed)
+param_names = [f"θ{j}" for j in range(theta.shape[1])]
+baselines = {
+    "population": PopulationRegressor(),
+    "mixture (3)": MixtureRegressor(n_components=3, random_state=seed),
+    "varying coefficients": VaryingCoefficientRegressor(),
+    "local regression (k 50)": KNNLocalRegressor(n_neighbors=50),
+}
+models = {name: m.fit(X, y, covariates=U) for name, m in baselines.items()}
+pr = perslib.PersonalizedRegressor(rank=rank, epochs=epochs, device=device, random_state=seed)
+pr.fit(X, y, covariates=U)
+pr_full = perslib.PersonalizedRegressor(rank=None, epochs=epochs, device=device, random_state=seed)
+pr_full.fit(X, y, covariates=U)
+models.update({f"PR (rank {rank})": pr, "PR (full rank)": pr_full})
+print(f"PR fit times: rank {rank} {pr.fit_time_:.1f} s ({pr.n_epochs_} epochs), "
+      f"full rank {pr_full.fit_time_:.1f} s ({pr_full.n_epochs_} epochs)")
+
+# %% [markdown]
+# The training curves show how early stopping works: 10% of the samples are held out,
+# their θ is predicted from their covariate neighbours after every epoch, and training
+# stops when that held-out loss stops improving (the best epoch is restored).
+
+# %%
+fig = plotting.plot_history(pr.history_, columns=["pred_loss", "match_loss", "val_loss"],
+                            title=f"PR (rank {rank}) training")
+plotting.save_figure(fig, out_dir, "training_history");
+
+# %%
+# NBVAL_CHECK_OUTPUT
+err = pd.Series({name: metrics.parameter_mse(m.coef_, theta) for name, m in models.items()})
+err_pr, err_pop = err[f"PR (rank {rank})"], err["population"]
+print(err.round(2).to_string())
+print(f"PR (rank {rank}) error relative to the population model: {err_pr / err_pop:.2f}")
+assert err_pr <= 0.3 * err_pop, "PR should remove most of the population model's error"
+global_baselines = ["population", "mixture (3)", "varying coefficients", "PR (full rank)"]
+assert err_pr < err[global_baselines].min(), "PR should beat the population, mixture and varying-coefficient models"
+results.update({f"param_mse {name}": e for name, e in err.items()})
+
+# %% [markdown]
+# **What to conclude.** The population model's error is the whole variance of θ (as in
+# notebook 01). The mixture finds three regressions, but one noisy response per sample is
+# not enough to tell which component a sample belongs to, so it barely improves. Varying
+# coefficients can only draw *straight lines* through covariate space and miss the arcs.
+# Local regression on covariate neighbours does well, because it uses the right kind of
+# information (similar covariates, similar models), but it weighs all covariates equally
+# (the irrelevant one included) and averages over a fixed neighbourhood of 50 samples.
+# Low-rank PR removes almost all of the error. How the two compare depends on the sample
+# size: at the default 2,000 samples PR's error is a fraction of local regression's, but
+# with 10,000 samples 50 neighbours cover so small a stretch of each
+# arc that local regression becomes the more accurate of the two — a good reminder that
+# a simple local method is a serious baseline when data are dense. We assert only the
+# comparison with the global baselines. Full-rank PR, with $n \times p$ free parameters and
+# the same epochs, is much better than the population model but well behind rank 4: the
+# low-rank structure is a strong and, here, correct prior (notebook 03).
+#
+# **The parameter-space picture** (Figure 1 of Lengerich et al., 2019). Left: the true
+# (θ0, θ1) of every sample, coloured by process. Middle: PR's estimates, which trace the
+# three arcs. Right: local regression, whose estimates smear across and inside the arcs:
+# each is one regression over a fixed neighbourhood of 50 samples, so it averages over a
+# stretch of the arc (and over the irrelevant covariate's noise).
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained", sharex=True, sharey=True)
+for ax, (title, th) in zip(axes, [("true θ", theta), (f"PR (rank {rank})", pr.coef_),
+                                  ("local regression (k 50)", models["local regression (k 50)"].coef_)]):
+    plotting.plot_parameter_space(th, process, param_names=param_names, ax=ax, title=title)
+plotting.save_figure(fig, out_dir, "parameter_space");
+
+# %% [markdown]
+# ## 3. Sample embeddings and data-driven clustering
+#
+# Each θ̂ᵢ describes the *process* behind sample $i$, not its data, so the n × p matrix
+# of estimates is a sample embedding. We project it to two dimensions with PCA (linear)
+# and t-SNE (non-linear, preserves neighbourhoods) and colour the points by the true
+# process, which the model never saw. **What to look at:** three separated groups, each
+# an elongated curve (the arc along `u_position`).
+
+# %%
+emb_pca = PCA(n_components=2, random_state=seed).fit_transform(pr.coef_)
+sub = np.random.default_rng(seed).permutation(len(theta))[:1000]  # t-SNE on at most 1,000 samples, for speed
+with threadpool_limits(limits=1, user_api="openmp"):  # t-SNE's OpenMP threads crawl on a busy 2-core machine
+    emb_tsne = TSNE(n_components=2, perplexity=30, init="pca", max_iter=500, random_state=seed).fit_transform(pr.coef_[sub])
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
+plotting.plot_parameter_space(emb_pca, process, param_names=["PC 1", "PC 2"], ax=axes[0], title="PCA of θ̂")
+plotting.plot_parameter_space(emb_tsne, process[sub], param_names=["t-SNE 1", "t-SNE 2"], ax=axes[1], title="t-SNE of θ̂")
+plotting.save_figure(fig, out_dir, "embeddings");
+
+# %% [markdown]
+# **Data-driven clustering.** K-means with three clusters on the θ̂ — no labels, no
+# covariates — and the adjusted Rand index (ARI) against the true processes: 1 is perfect
+# agreement, 0 is chance. The same clustering of the true θ gives the ceiling, and of
+# local regression's θ̂ a comparison.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def cluster_ari(coefs):
+    with threadpool_limits(limits=1, user_api="openmp"):  # as for t-SNE
+        labels = KMeans(n_clusters=3, n_init=10, random_state=seed).fit_predict(coefs)
+    return adjusted_rand_score(process, labels)
+
+
+ari = {"true θ": cluster_ari(theta), "PR θ̂": cluster_ari(pr.coef_),
+       "local regression θ̂": cluster_ari(models["local regression (k 50)"].coef_)}
+for name, value in ari.items():
+    print(f"ARI of k-means on {name:<20} vs true processes: {value:.2f}")
+assert ari["PR θ̂"] > 0.9, "the personalized models should cluster by process"
+results.update({f"ari {k}": v for k, v in ari.items()})
+
+# %% [markdown]
+# ## 4. The learned covariate metric
+#
+# φ says how much each covariate's distance counts when deciding which samples should
+# have similar models (`covariate_weights_`, per unit of mean pairwise distance). We
+# print each weight's share of the total. **What to conclude:** `u_position` and
+# `u_process` carry the weight; the irrelevant covariate, which shapes nothing, is
+# switched (almost) off by the L1 penalty. Nobody told the model which covariate was
+# irrelevant.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+phi = pr.covariate_weights_
+share = phi / phi.sum()
+print("share of the covariate metric φ:")
+print(share.round(2).to_string())
+assert phi["u_irrelevant_0"] < 0.25 * phi.drop("u_irrelevant_0").min(), "the irrelevant covariate should weigh least"
+results.update({f"phi share {k}": v for k, v in share.items()})
+
+# %%
+fig, ax = plt.subplots(figsize=(4.8, 2.6), layout="constrained")
+ax.barh(share.index[::-1], share.to_numpy()[::-1], color=plotting.categorical_colors(1)[0])
+ax.set(xlabel="share of the learned covariate metric φ", xlim=(0, 1))
+plotting.save_figure(fig, out_dir, "covariate_weights");
+
+# %% [markdown]
+# ## 5. Zooming from the population to one individual
+#
+# Each θ̂ᵢ is a plain linear model, so we can read it at any granularity by averaging:
+# over everyone (close to the population model), over a data-driven cluster (a
+# process-level model), or not at all (the individual). Below: the coefficients of the
+# population model, of the k-means cluster of one sample, of that sample itself, and its
+# true θ. **What to look at:** the population model is a compromise that describes no
+# one; the cluster model gets the signs and rough sizes of this process; the individual
+# model also follows where the sample sits along its arc, in the coefficients where the
+# cluster average is near zero. It is not perfect: for such an atypical sample θ̂ is
+# still shrunk part of the way towards the population model in places.
+
+# %%
+with threadpool_limits(limits=1, user_api="openmp"):
+    clusters = KMeans(n_clusters=3, n_init=10, random_state=seed).fit_predict(pr.coef_)
+i = int(np.argmax(np.abs(theta - theta.mean(0)).sum(1) * ~pr.heldout_))  # a clearly atypical training sample
+zoom = pd.DataFrame({
+    "population": pr.population_coef_,
+    f"its cluster (mean of {np.sum(clusters == clusters[i])} θ̂)": pr.coef_[clusters == clusters[i]].mean(0),
+    f"sample {i}: θ̂": pr.coef_[i],
+    f"sample {i}: true θ": theta[i],
+}, index=param_names)
+fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+zoom.plot.bar(ax=ax, rot=0, width=0.8, color=plotting.categorical_colors(4))
+ax.axhline(0, color="0.3", lw=0.8)
+ax.set(ylabel="coefficient")
+ax.legend(fontsize="small", ncol=2)
+plotting.save_figure(fig, out_dir, "zoom");
+zoom.round(2)
+
+# %% [markdown]
+# ## 6. New samples: predicting θ from the covariates
+#
+# PR learns θ only for its training samples. For a new sample, the papers' rule takes the
+# `n_neighbors_predict` = 10 training samples nearest under the *learned* metric
+# $d_\varphi$ and averages their θ̂ (`predict_params`; notebook 03 adds an amortized
+# encoder). We draw a fresh simulation with another seed — same processes, new samples —
+# and compare test MSE of the response with the population model and local regression,
+# and the parameter error of the predicted θ. The noise variance of the simulator
+# (0.25) is the floor for the test MSE.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+X_new, y_new, U_new, theta_new, process_new = data.make_personalized_regression(
+    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1)
+new = pd.DataFrame({name: {"test MSE": np.mean((models[name].predict(X_new, covariates=U_new) - y_new) ** 2),
+                           "parameter MSE": metrics.parameter_mse(models[name].predict_params(U_new)[0], theta_new)}
+                    for name in ["population", "local regression (k 50)", f"PR (rank {rank})"]}).T
+print(new.round(2).to_string())
+assert new.loc[f"PR (rank {rank})", "test MSE"] < 0.3 * new.loc["population", "test MSE"]
+assert new.loc[f"PR (rank {rank})", "parameter MSE"] < 0.3 * new.loc["population", "parameter MSE"]
+results.update({f"new {k} {name}": v for name, row in new.iterrows() for k, v in row.items()})
+
+# %% [markdown]
+# **What to conclude.** The kNN rule transfers the personalized models to new samples
+# almost without loss: the predicted θ are nearly as accurate as the training estimates,
+# and the test MSE is a small fraction of the population model's. The
+# plot shows the predicted θ of the new samples, coloured by their true process, on the
+# arcs of the truth.
+
+# %%
+theta_new_hat, _ = pr.predict_params(U_new)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained", sharex=True, sharey=True)
+plotting.plot_parameter_space(theta_new, process_new, param_names=param_names, ax=axes[0], title="new samples: true θ")
+plotting.plot_parameter_space(theta_new_hat, process_new, param_names=param_names, ax=axes[1],
+                              title="new samples: θ predicted by PR")
+plotting.save_figure(fig, out_dir, "new_samples");
+
+# %% [markdown]
+# ## 7. A real clustered dataset: maths achievement in 160 schools
+#
+# `data.load_math_achievement()` is the High School and Beyond survey (nlme `MathAchieve`;
+# Raudenbush & Bryk, 2002): a maths score for 7,185 students in 160 US high schools,
+# with three student-level predictors — `SES` (socio-economic status, centred near 0),
+# `Female` and `Minority` (0/1) — and six school-level covariates: `Size`, `Catholic`
+# (sector), `PRACAD` (share on the academic track), `DISCLIM` (disciplinary climate),
+# `HIMINTY` (more than 40% minority) and `MEANSES` (the school's mean SES). Each student
+# gets a model θᵢ = (intercept, SES, Female and Minority slopes), personalized by the
+# covariates of their school, passed on every student's row. We hold out a quarter of
+# the students of every school and compare the held-out R² of PR with the population
+# model. One change from the defaults: a new student's θ is the mean θ̂ of 50 (not 10)
+# nearest training students, about one school's worth. Every student contributes a
+# single noisy score, so each θ̂ᵢ is noisy, and averaging more of them predicts better.
+
+# %%
+hsb = data.load_math_achievement()
+frame = hsb.frame.sample(frac=math_fraction, random_state=seed) if math_fraction < 1 else hsb.frame
+strat = frame[hsb.group] if math_fraction == 1 else None  # every school on both sides of the split
+train, test = train_test_split(frame, test_size=0.25, stratify=strat, random_state=seed)
+features, covs = hsb.features, hsb.covariates
+pop_hsb = PopulationRegressor().fit(train[features], train[hsb.target], covariates=train[covs])
+pr_hsb = perslib.PersonalizedRegressor(rank=rank, n_neighbors_predict=50, epochs=epochs, device=device,
+                                       random_state=seed)
+pr_hsb.fit(train[features], train[hsb.target].to_numpy(), covariates=train[covs])
+print(f"{len(train)} training and {len(test)} test students; PR fit {pr_hsb.fit_time_:.1f} s ({pr_hsb.n_epochs_} epochs)")
+frame.head()
+
+# %% [markdown]
+# For context we also fit the classic multilevel model of this dataset (statsmodels
+# `MixedLM`): random intercepts and SES slopes by school, plus the *cross-level
+# interactions* SES × Catholic and SES × MEANSES that Raudenbush & Bryk chose by hand.
+# Its held-out predictions use each school's estimated random effects. PR has to find
+# such structure by itself.
+
+# %%
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # convergence chatter of the optimizer
+    mlm = smf.mixedlm(f"{hsb.target} ~ SES * (Catholic + MEANSES) + Female + Minority", train,
+                      groups=train[hsb.group], re_formula="~SES").fit(method="lbfgs")
+blup = pd.DataFrame(mlm.random_effects).T.reindex(test[hsb.group]).fillna(0.0).to_numpy()
+pred_mlm = mlm.predict(test).to_numpy() + blup[:, 0] + blup[:, 1] * test["SES"].to_numpy()
+mlm.fe_params.round(2).to_frame("MixedLM fixed effect")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def r2(pred):
+    return 1 - np.mean((test[hsb.target].to_numpy() - pred) ** 2) / np.var(test[hsb.target].to_numpy())
+
+
+r2_hsb = pd.Series({
+    "population": r2(pop_hsb.predict(test[features], covariates=test[covs])),
+    f"PR (rank {rank})": r2(pr_hsb.predict(test[features], covariates=test[covs])),
+    "MixedLM (hand-built)": r2(pred_mlm),
+})
+print("held-out R² on students:")
+print(r2_hsb.round(2).to_string())
+assert r2_hsb[f"PR (rank {rank})"] > r2_hsb["population"], "personalizing by school should help"
+results.update({f"hsb r2 {k}": v for k, v in r2_hsb.items()})
+
+# %% [markdown]
+# **Which effects vary, and with what?** We average the per-student θ̂ of the training
+# students within each school: one point per school. Left: the SES slope against the
+# school's mean SES; right: the intercept (expected score of a male, non-minority student
+# at SES 0) against the mean SES; colour is the sector.
+
+# %%
+theta_hsb = pd.DataFrame(pr_hsb.coef_, columns=features).assign(intercept=pr_hsb.intercept_)
+schools = pd.concat([theta_hsb, train[covs + [hsb.group]].reset_index(drop=True)], axis=1).groupby(hsb.group).mean()
+sector = schools["Catholic"].map({0: "public", 1: "Catholic"}).to_numpy()
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), layout="constrained")
+for ax, col, label in [(axes[0], "SES", "school mean of the SES slope"), (axes[1], "intercept", "school mean of the intercept")]:
+    plotting.plot_scatter(schools["MEANSES"], schools[col], labels=sector, xlabel="MEANSES (school mean SES)",
+                          ylabel=label, ax=ax)
+plotting.save_figure(fig, out_dir, "math_by_school");
+
+# %% [markdown]
+# The learned covariate metric and the sector differences, in numbers:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+phi_hsb = pr_hsb.covariate_weights_
+print("share of the covariate metric φ:", (phi_hsb / phi_hsb.sum()).round(2).to_dict())
+by_sector = schools.groupby("Catholic")[["SES", "intercept"]].mean().rename(index={0: "public", 1: "Catholic"})
+print(by_sector.round(2).to_string())
+corr_int = float(np.corrcoef(schools["MEANSES"], schools["intercept"])[0, 1])
+print(f"correlation of the school intercept with MEANSES: {corr_int:.2f}")
+assert by_sector.loc["Catholic", "intercept"] > by_sector.loc["public", "intercept"]
+assert corr_int > 0
+results.update(hsb_corr_intercept_meanses=corr_int, **{f"hsb {c} {s}": by_sector.loc[s, c] for s in by_sector.index
+                                                       for c in by_sector.columns})
+
+# %% [markdown]
+# **What PR finds, honestly.** The directions of the classic findings come out without
+# being specified: schools with a higher mean SES have higher intercepts, and Catholic
+# schools have higher intercepts than public ones. But the effects are much *weaker*
+# than in the hand-built multilevel model, whose fixed effects above say that the SES
+# slope is about 1.3 points smaller in Catholic schools and that MEANSES adds about 2
+# points per unit to the intercept. PR's school-mean SES slopes differ only a little
+# between the sectors, and the sign of that difference is not stable: it is negative at
+# the default size for the seeds we checked, but not on a 30% subsample. The learned
+# metric spreads its weight over all six covariates (less on the two binary ones) and
+# stays small: with 160 schools each covariate's signal is weak. Since all students of a
+# school share its covariates, each student borrows mostly from schoolmates, and PR acts
+# much like a regularized per-school regression that only loosely links similar schools. PR improves the held-out R² over the
+# population model, but the MixedLM, given the right structure, predicts better still.
+# The lesson: PR is most useful where we do *not* know the structure (the simulation's
+# curved, interacting effects); where decades of theory hand us a good multilevel model,
+# it is a strong baseline that PR must be measured against.
+
+# %% [markdown]
+# ## 8. Summary
+#
+# * **One model per sample is estimable** when models are tied together: distance
+#   matching makes parameter distances follow a learned covariate metric, and every model
+#   starts at the population estimate and relaxes only as far as its data pay for.
+# * On the simulation, low-rank PR recovers the per-sample coefficients with a small
+#   fraction of the population model's error and beats a mixture of regressions, varying
+#   coefficients and local regression. Its θ̂ are a sample embedding whose clusters are the
+#   true processes, and its metric switches the irrelevant covariate off.
+# * For new samples, averaging the θ̂ of the nearest training samples under the learned
+#   metric predicts almost as well as on the training set.
+# * On real school data PR improves on the population model and recovers the direction
+#   of the classic school effects, weakly; a hand-built multilevel model does better there.
+#
+# Next: **03** studies the low-rank dictionary θᵢ = θ_pop + Qᵀzᵢ (how to choose the rank,
+# what the basis models mean) and replaces the kNN rule by an amortized encoder u → z.
+#
+# **References.** B. Lengerich, B. Aragam, E. P. Xing. *Personalized regression enables
+# sample-specific pan-cancer analysis.* Bioinformatics 34(13):i178-i186 (ISMB 2018).
+# B. Lengerich, B. Aragam, E. P. Xing. *Learning sample-specific models with low-rank
+# personalized regression.* NeurIPS 2019 (arXiv:1910.06939). S. W. Raudenbush,
+# A. S. Bryk. *Hierarchical Linear Models*, 2nd ed., Sage (2002).
+
+# %%
+out_dir.mkdir(parents=True, exist_ok=True)
+schools.to_csv(out_dir / "math_school_parameters.csv")
+with open(out_dir / "metrics.json", "w") as fh:
+    json.dump({k: float(v) for k, v in results.items()}, fh, indent=2, sort_keys=True)
+print(f"wrote {len(results)} metrics and {len(list(out_dir.iterdir()))} files")
