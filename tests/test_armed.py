@@ -36,13 +36,6 @@ FAST = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _intercept_data(n_clusters=30, n_per=60, sd=1.0, seed=0):
     """y = 2 x0 - x1 + b_k + noise with known random intercepts b_k ~ N(0, sd^2)."""

@@ -16,15 +16,6 @@ from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor, 
 FAST = dict(device="cpu", random_state=0, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These fits move tiny tensors; on a shared 2-core machine intra-op threads only add
-    # contention (a 1 s fit can take 30 s). Restored after the module.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def sim():
