@@ -37,7 +37,7 @@ from perslib.armed_models import (
     check_groups,
 )
 from perslib.mlp import MLPClassifier, MLPRegressor, _BaseMLPEstimator
-from perslib.utils import check_array, check_consistent_length
+from perslib.utils import check_array, check_consistent_length, check_n_columns
 
 __all__ = [
     "BayesMixedGLMClassifier",
@@ -131,10 +131,7 @@ class _ClusterInputBase(_BaseMLPEstimator):
             self.scaler_ = StandardScaler().fit(Xa) if self.standardize else None
         else:
             check_is_fitted(self, "estimator_")
-            if Xa.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {Xa.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
-                )
+            check_n_columns(Xa, self.n_features_in_)
             g = None if groups is None else check_groups(groups, len(Xa), fitting=False)
         codes = (
             np.full(len(Xa), -1) if g is None else pd.Index(self.groups_).get_indexer(g)
@@ -311,10 +308,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """Fixed effects + BLUPs for seen clusters; fixed effects only (with a warning) otherwise."""
         check_is_fitted(self, "result_")
         Xa = check_array(X, "X", ndim=2)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
-            )
+        check_n_columns(Xa, self.n_features_in_)
         exog, exog_re = self._designs(Xa)
         pred = exog @ self.fe_params_.to_numpy()
         if groups is None:
@@ -410,10 +404,7 @@ class BayesMixedGLMClassifier(ClassifierMixin, BaseEstimator):
         """Logit: fixed effects + posterior-mean intercept for seen clusters (none, with a warning, otherwise)."""
         check_is_fitted(self, "result_")
         Xa = check_array(X, "X", ndim=2)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
-            )
+        check_n_columns(Xa, self.n_features_in_)
         Xs = self.scaler_.transform(Xa) if self.scaler_ is not None else Xa
         logit = self.fe_mean_.iloc[0] + Xs @ self.fe_mean_.iloc[1:].to_numpy()
         codes = (

@@ -65,6 +65,7 @@ from perslib.training import TrainConfig, split_validation, train_loop
 from perslib.utils import (
     check_array,
     check_consistent_length,
+    check_n_columns,
     check_random_state,
     resolve_device,
 )
@@ -241,10 +242,8 @@ class _ARMEDBase(BaseEstimator):
         arr = check_array(X, "X", ndim=2)
         if fitting:
             self.n_features_in_ = arr.shape[1]
-        elif arr.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {arr.shape[1]} features, but the estimator was fitted with {self.n_features_in_}"
-            )
+        else:
+            check_n_columns(arr, self.n_features_in_)
         return arr
 
     def _feature_names(self) -> list[str]:

@@ -29,7 +29,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from perslib.utils import check_array, check_consistent_length, check_random_state
+from perslib.utils import check_array, check_consistent_length, check_n_columns, check_random_state
 
 __all__ = [
     "PopulationRegressor",
@@ -72,8 +72,7 @@ class _Base(BaseEstimator):
     def _check_covariates(self, covariates, n=None) -> np.ndarray:
         U = check_array(covariates, "covariates", ndim=(1, 2))
         U = U.reshape(len(U), -1)
-        if U.shape[1] != self.n_covariates_:
-            raise ValueError(f"covariates has {U.shape[1]} columns, but the estimator was fitted with {self.n_covariates_}")
+        check_n_columns(U, self.n_covariates_, "covariates", "columns")
         if n is not None and len(U) != n:
             raise ValueError(f"inconsistent numbers of samples: X has {n}, covariates has {len(U)}")
         return U
@@ -81,8 +80,7 @@ class _Base(BaseEstimator):
     def _decision(self, X, covariates):
         check_is_fitted(self, "coef_")
         X = check_array(X, "X", ndim=2)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the estimator was fitted with {self.n_features_in_}")
+        check_n_columns(X, self.n_features_in_)
         if covariates is not None:
             self._check_covariates(covariates, len(X))
         coef, intercept = self.predict_params(covariates if covariates is not None else np.zeros((len(X), 0)))

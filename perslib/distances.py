@@ -30,6 +30,8 @@ import pandas as pd
 import torch
 from sklearn.neighbors import NearestNeighbors
 
+from perslib.utils import check_n_columns
+
 __all__ = [
     "CovariateSpace",
     "distance_matching_loss",
@@ -100,8 +102,8 @@ class CovariateSpace:
             arr = arr[:, None]
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-dimensional (n_samples, n_covariates), got shape {arr.shape}")
-        if not fitting and arr.shape[1] != len(self.columns_):
-            raise ValueError(f"{name} has {arr.shape[1]} columns, but the estimator was fitted with {len(self.columns_)}")
+        if not fitting:
+            check_n_columns(arr, len(self.columns_), name, "columns")
         return [pd.Series(arr[:, k]) for k in range(arr.shape[1])], list(range(arr.shape[1]))
 
     def fit(self, U: Any) -> CovariateSpace:

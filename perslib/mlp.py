@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from perslib.training import TrainConfig, split_validation, train_module
-from perslib.utils import check_array, check_consistent_length, check_random_state, resolve_device
+from perslib.utils import check_array, check_consistent_length, check_n_columns, check_random_state, resolve_device
 
 __all__ = ["MLP", "MLPClassifier", "MLPRegressor"]
 
@@ -115,8 +115,8 @@ class _BaseMLPEstimator(BaseEstimator):
         arr = check_array(X, "X", ndim=2)
         if fitting:
             self.n_features_in_ = arr.shape[1]
-        elif arr.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {arr.shape[1]} features, but the estimator was fitted with {self.n_features_in_}")
+        else:
+            check_n_columns(arr, self.n_features_in_)
         return arr
 
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:

@@ -91,7 +91,7 @@ from torch.nn import functional as F
 from perslib.distances import CovariateSpace, distance_matching_loss, knn_table, pair_deltas, random_partners
 from perslib.mlp import MLP
 from perslib.training import TrainConfig, split_validation, train_loop
-from perslib.utils import check_array, check_consistent_length, check_random_state, resolve_device
+from perslib.utils import check_array, check_consistent_length, check_n_columns, check_random_state, resolve_device
 
 __all__ = ["PersonalizedRegressor", "PersonalizedClassifier", "load"]
 
@@ -230,8 +230,8 @@ class _PersonalizedBase(BaseEstimator):
         if fitting:
             self.n_features_in_ = arr.shape[1]
             self.feature_names_in_ = np.asarray(X.columns, dtype=object) if hasattr(X, "columns") else None
-        elif arr.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {arr.shape[1]} features, but the estimator was fitted with {self.n_features_in_}")
+        else:
+            check_n_columns(arr, self.n_features_in_)
         return arr
 
     def _check_covariates(self, covariates, n: int) -> np.ndarray:

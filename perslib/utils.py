@@ -21,6 +21,7 @@ __all__ = [
     "progress_enabled",
     "check_array",
     "check_consistent_length",
+    "check_n_columns",
     "check_random_state",
     "torch_threads",
 ]
@@ -186,6 +187,13 @@ def check_array(
         if not allow_nan and np.isnan(arr).any():
             raise ValueError(f"{name} contains NaN; expected finite values (impute or drop them first)")
     return arr
+
+
+def check_n_columns(arr: np.ndarray, expected: int, name: str = "X", what: str = "features") -> None:
+    """Raise a ``ValueError`` when ``arr`` (2-D) does not have the ``expected`` number of
+    columns seen at fit time: ``"X has 3 features, but the estimator was fitted with 2"``."""
+    if arr.shape[1] != expected:
+        raise ValueError(f"{name} has {arr.shape[1]} {what}, but the estimator was fitted with {expected}")
 
 
 def check_consistent_length(**arrays: Any) -> int:
