@@ -180,6 +180,7 @@ class _PersonalizedBase(BaseEstimator):
         device: str = "auto",  # "auto", "cpu" or "cuda"
         random_state: int | None = None,  # seed of split, initialisation, pairs and minibatches
         progress: bool | None = None,  # tqdm bar; None follows PERSLIB_PROGRESS
+        snapshot_epochs: Sequence[int] | None = None,  # record θ of the trained samples after these many epochs (0 = start)
     ) -> None:
         self.rank = rank
         self.neighbors = neighbors
@@ -205,6 +206,7 @@ class _PersonalizedBase(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.progress = progress
+        self.snapshot_epochs = snapshot_epochs
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -224,6 +226,10 @@ class _PersonalizedBase(BaseEstimator):
             value = getattr(self, name)
             if not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.snapshot_epochs is not None:
+            snaps = np.asarray(list(self.snapshot_epochs))
+            if snaps.ndim != 1 or not np.issubdtype(snaps.dtype, np.integer) or (snaps < 0).any():
+                raise ValueError(f"snapshot_epochs must be a sequence of ints >= 0, got {self.snapshot_epochs!r}")
 
     def _check_X(self, X, fitting: bool) -> np.ndarray:
         arr = check_array(X, "X", ndim=2)
@@ -319,6 +325,13 @@ class _PersonalizedBase(BaseEstimator):
         optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
         steps_per_epoch = int(np.ceil(n_tr / self.batch_size))
         state = {"step": 0, "partners": None}
+        snapshot_at = set() if self.snapshot_epochs is None else {int(e) for e in self.snapshot_epochs}
+        snapshots: dict[int, np.ndarray] = {}
+        idx_all = torch.arange(n_tr, device=device)
+
+        def snapshot(epoch):
+            with torch.no_grad():
+                snapshots[epoch] = module.params_of(idx_all).cpu().numpy().astype(np.float64)
         gamma = self.matching_weight if self.matching_weight is not None else (100.0 if self.rank is None else 10.0)
         lam, ups, omega = self.pull, self.metric_penalty, self.latent_decay
 
@@ -326,6 +339,8 @@ class _PersonalizedBase(BaseEstimator):
             state["partners"] = torch.as_tensor(self._partners(module, n_tr, rng), device=device)
 
         def step(batch):
+            if state["step"] % steps_per_epoch == 0 and state["step"] // steps_per_epoch in snapshot_at:
+                snapshot(state["step"] // steps_per_epoch)
             if state["step"] % (self.refresh_every * steps_per_epoch) == 0:
                 refresh()
             state["step"] += 1
@@ -372,7 +387,6 @@ class _PersonalizedBase(BaseEstimator):
             progress=self.progress, desc=type(self).__name__,
         )
         gen = torch.Generator().manual_seed(torch_seed)
-        idx_all = torch.arange(n_tr, device=device)
         self.history_ = train_loop(step, (idx_all,), config, module=module, evaluate=evaluate, generator=gen)
         self.n_epochs_ = int(len(self.history_))
 
@@ -393,6 +407,7 @@ class _PersonalizedBase(BaseEstimator):
         self._theta_train_std = theta_all[train_idx]
         self._latent_train = latent_tr
         self.coef_, self.intercept_ = self._unstandardize(theta_all)
+        self.snapshots_ = {e: self._unstandardize(snapshots[e]) for e in sorted(snapshots)}
         pop_coef, pop_int = self._unstandardize(theta_pop[None, :])
         self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_int[0])
         names = self.covariate_space_.columns_
@@ -521,6 +536,9 @@ _DOC_PARAMS = """
     device : str, default="auto"
     random_state : int, optional
     progress : bool, optional
+    snapshot_epochs : sequence of int, optional
+        Record the trained samples' parameters after these many epochs (``snapshots_``),
+        e.g. to watch the models relax away from the population estimate.
 
     Attributes
     ----------
@@ -547,6 +565,12 @@ _DOC_PARAMS = """
         Samples held out for early stopping; their rows of ``coef_`` are predicted.
     history_ : pandas.DataFrame
         Per epoch: ``train_loss``, ``pred_loss``, ``match_loss``, ``val_loss``.
+    snapshots_ : dict of int -> (ndarray (n_fit, p), ndarray (n_fit,))
+        With ``snapshot_epochs``: ``(coef, intercept)`` of the trained samples (rows of
+        ``train_index_``, user's units) after that many epochs; 0 is the initialisation
+        (every model at the population estimate). A snapshot is taken when the next epoch
+        starts, so epochs ``>= n_epochs_`` are absent; the fitted ``coef_`` is the
+        restored best epoch's state.
     n_epochs_, fit_time_ : int, float
 """
 

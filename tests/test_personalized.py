@@ -260,3 +260,22 @@ def test_bad_input_names_the_argument(sim):
         m.predict(X[:5, :3], covariates=U.iloc[:5])
     with pytest.raises(ValueError, match="y"):
         PersonalizedClassifier(epochs=1, **FAST).fit(X, np.ones(len(X)), covariates=U)
+
+
+# ------------------------------------------------------------------ relaxation snapshots
+def test_snapshots_start_at_population_and_relax(sim):
+    X, y, U, theta, *_ = sim
+    m = PersonalizedRegressor(rank=None, epochs=40, patience=0, snapshot_epochs=[0, 5, 39, 500], **FAST).fit(X, y, covariates=U)
+    assert sorted(m.snapshots_) == [0, 5, 39]  # 500 > n_epochs_ is absent, not an error
+    coef0, int0 = m.snapshots_[0]
+    assert coef0.shape == (len(m.train_index_), X.shape[1]) and int0.shape == (len(m.train_index_),)
+    # full rank starts every model exactly at the population estimate (ridge on standardized data)
+    np.testing.assert_allclose(coef0, np.tile(m.population_coef_, (len(coef0), 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(int0, m.population_intercept_, rtol=1e-5, atol=1e-5)
+    # ... and relaxes: the spread of the per-sample models grows and ends near the truth's spread
+    spread = [m.snapshots_[e][0].std(0).mean() for e in (0, 5, 39)]
+    assert spread[0] < 1e-5 < spread[1] < spread[2]
+    truth_err = [((m.snapshots_[e][0] - theta[m.train_index_]) ** 2).mean() for e in (0, 39)]
+    assert truth_err[1] < truth_err[0]
+    with pytest.raises(ValueError, match="snapshot_epochs"):
+        PersonalizedRegressor(snapshot_epochs=[-1], **FAST).fit(X, y, covariates=U)
