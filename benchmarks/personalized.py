@@ -100,9 +100,9 @@ def _worker(args) -> None:
                 device="cpu",
                 progress=False,
             )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.fit(X, y, covariates=U)
-        fit_s = time.perf_counter() - t0
+        fit_s, out["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
         coef_train = model.coef_
         coef_test, _ = model.predict_params(Ut)
         pred_test = model.predict(Xt, covariates=Ut)
@@ -310,6 +310,9 @@ def main(argv=None) -> int:
     p.add_argument(
         "--markdown", action="store_true", help="also print the README table"
     )
+    p.add_argument(
+        "--note", default="", help="text appended to every row's note (e.g. a code version)"
+    )
     # private: one fit in a child process
     p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", help=argparse.SUPPRESS)
@@ -417,6 +420,10 @@ def main(argv=None) -> int:
                     f"θ MSE train {row['train_theta_mse']:.3f} test {row['test_theta_mse']:.3f}  pred MSE {row['test_pred_mse']:.3f}",
                     flush=True,
                 )
+                if "cpu_s" in meta:  # CPU seconds of the fit: less sensitive than fit_s to other jobs
+                    row["note"] = "; ".join(x for x in (row["note"], f"cpu {meta['cpu_s']:.1f} s") if x)
+            if args.note:
+                row["note"] = "; ".join(x for x in (row.get("note", ""), args.note) if x)
             rows.append(row)
 
     df = pd.DataFrame(rows, columns=COLUMNS)

@@ -89,14 +89,21 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 #   \;+\; \lambda\,\frac1n\sum_i \lVert\theta_i - \theta_{\text{pop}}\rVert^2 \;+\; \upsilon\,\lVert\varphi\rVert_1 ,$$
 #
 # a prediction loss per sample, the matching term over $k$ partner pairs per sample, a
-# pull towards the population model and an L1 penalty that switches off covariates that
-# do not help. **Every model starts at the population estimate** θ_pop and *relaxes*
-# away from it only as far as its own data pay for against the matching and the pull.
-# Two samples with similar covariates are then forced to have similar models, while a
-# covariate that says nothing about the models gets a weight φₖ near zero.
+# pull towards the population model and an L1 penalty on φ. **Every model starts at the
+# population estimate** θ_pop and *relaxes* away from it only as far as its own data pay
+# for against the matching and the pull. Two samples with similar covariates are then
+# forced to have similar models, while a covariate that says nothing about the models
+# should get a weight φₖ near zero.
 #
-# perslib's `PersonalizedRegressor` implements both papers (the module docstring gives
-# every detail, including a kNN-transfer term that teaches φ). We use the **low-rank**
+# perslib's `PersonalizedRegressor` implements both papers with one change in how φ is
+# learned (the module docstring gives every detail). φ = s·π is split into *shares* π
+# (which covariates decide who is close; they sum to 1) and a *scale* s. The shares are
+# taught by a kNN-transfer term, which asks whether the models of a sample's
+# neighbours predict its response, so a covariate whose closeness does not make models
+# transferable loses share. The L1 acts on the scale, which stays near zero on these
+# data: the matching then simply pulls the models of neighbouring samples together. (With
+# one φ in both terms, the matching kept raising every weight, the irrelevant one
+# included, the longer training ran, and larger samples fared worse.) We use the **low-rank**
 # form of NeurIPS 2019, $\theta_i = \theta_{\text{pop}} + Q^\top z_i$ with a dictionary
 # $Q$ of `rank` basis models and a short latent vector $z_i$ per sample, matched by
 # $d_\theta = \lVert z_i - z_j\rVert$. It is the recommended setting: it has far fewer free
@@ -234,10 +241,10 @@ results.update({f"ari {k}": v for k, v in ari.items()})
 #
 # φ says how much each covariate's distance counts when deciding which samples should
 # have similar models (`covariate_weights_`, per unit of mean pairwise distance). We
-# print each weight's share of the total. **What to conclude:** `u_position` and
-# `u_process` carry the weight; the irrelevant covariate, which shapes nothing, is
-# switched (almost) off by the L1 penalty. Nobody told the model which covariate was
-# irrelevant.
+# print each weight's share of the total (`covariate_shares_`; the scale is tiny here,
+# see section 1). **What to conclude:** `u_position` and `u_process` carry the weight;
+# the irrelevant covariate, which shapes nothing, is switched (almost) off by the
+# kNN-transfer term. Nobody told the model which covariate was irrelevant.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -422,13 +429,15 @@ results.update(hsb_corr_intercept_meanses=corr_int, **{f"hsb {c} {s}": by_sector
 # schools have higher intercepts than public ones. But the effects are much *weaker*
 # than in the hand-built multilevel model, whose fixed effects above say that the SES
 # slope is about 1.3 points smaller in Catholic schools and that MEANSES adds about 2
-# points per unit to the intercept. PR's school-mean SES slopes differ only a little
-# between the sectors, and the sign of that difference is not stable: it is negative at
-# the default size for the seeds we checked, but not on a 30% subsample. The learned
-# metric spreads its weight over all six covariates (less on the two binary ones) and
-# stays small: with 160 schools each covariate's signal is weak. Since all students of a
-# school share its covariates, each student borrows mostly from schoolmates, and PR acts
-# much like a regularized per-school regression that only loosely links similar schools. PR improves the held-out R² over the
+# points per unit to the intercept. PR's school-mean SES slopes are lower in Catholic
+# schools at the default size for the seeds we checked (by 0.1 to 1 point), but the sign
+# of that difference is not stable: it flips on a 30% subsample. The metric's shares stay
+# at their uniform start: all students of a school share its covariates, so a student's
+# 10 partners are schoolmates at covariate distance 0, and the kNN-transfer term that
+# learns the shares has no covariate differences to weigh (partners would reach other
+# schools only with `n_neighbors` above the ≈ 34 training students per school). Each
+# student borrows from schoolmates, and PR acts much like a regularized per-school
+# regression that only loosely links similar schools. PR improves the held-out R² over the
 # population model, but the MixedLM, given the right structure, predicts better still.
 # The lesson: PR is most useful where we do *not* know the structure (the simulation's
 # curved, interacting effects); where decades of theory hand us a good multilevel model,

@@ -6,46 +6,79 @@ have similar parameters, through *distance matching*: the distance between two s
 parameters should equal a learned weighted distance between their covariates,
 ``d_φ(u_i, u_j) = φᵀΔ_ij`` (per-covariate distances Δ, see :mod:`perslib.distances`).
 
-Objective (on standardized ``X`` and, for regression, standardized ``y``), minimised by
-Adam on minibatches of samples, each sample carrying its ``k`` partner pairs::
+Objective (on standardized ``X`` and, for regression, standardized ``y``), minimised on
+minibatches of samples, each sample carrying its ``k`` partner pairs::
 
     L = mean_i ℓ(x_i, y_i, θ_i)                              prediction loss (½ squared error / logistic)
-      + γ/2 · mean_(i,j) (d_param(i, j) − φᵀΔ_ij)²           distance matching on sampled pairs
+      + γ/2 · mean_(i,j) (d_param(i, j) − s · sg(π)ᵀΔ_ij)²   distance matching on sampled pairs
       + λ · mean_i ‖θ_i − θ_pop‖²                            pull towards the population model
-      + υ · Σ_k φ_k                                          sparsity of the covariate metric (φ ≥ 0)
-      + μ · mean_i ℓ(x_i, y_i, Σ_j w_ij sg(θ_j))             kNN-transfer loss, teaches φ only
+      + υ · Σ_k φ_k  (= υ · s)                               L1 on the covariate metric φ = s · π
+      + μ · mean_i ℓ(x_i, y_i, Σ_j w_ij sg(θ_j))             kNN-transfer loss, teaches π and τ only
       + rank-specific terms (below)
 
-The transfer term (``metric_learning=μ``, an addition to the papers' objective; ``μ = 0``
-recovers it) predicts sample i with a softmax-weighted mean of its partners' parameters,
-``w_ij ∝ exp(−φᵀΔ_ij / τ)`` with a learned temperature τ and the partners' θ detached
-(``sg``), so it moves only φ and τ. Without it φ is barely identified: matching alone
-is satisfied equally well by any φ once the embedding has adapted to it, so an irrelevant
-covariate keeps its initial weight. With it φ grows for covariates whose closeness makes
-parameters transferable — exactly what the kNN prediction rule needs — and υ shrinks the
-rest. φ starts at 1e-3 (all samples "equally close", consistent with all models starting
-at θ_pop) and grows where the data ask.
+    w_ij = softmax over j of (−πᵀΔ_ij / (τ · sg(d̄))),  d̄ = mean of πᵀΔ over the minibatch's pairs
+
+(``sg`` = stop-gradient.) The covariate metric is split into **shares** ``π = softmax(a)``
+(Σπ = 1: which covariates decide who is close) and a **scale** ``s = Σφ = softplus(b)``
+(how far apart, in parameter-distance units, the models of two samples one unit of
+covariate distance apart should be); ``covariate_weights_`` is ``φ = s·π``.
+
+* The shares are learned by the transfer term only (``metric_learning=μ``, an addition to
+  the papers' objective): sample i is predicted with a softmax-weighted mean of its
+  partners' detached parameters, so the term moves only π and the temperature τ. τ is
+  dimensionless: it multiplies the current mean partner distance d̄, so the softmax sees
+  distances *relative to the neighbourhood* and behaves alike whether the partners are
+  close (large n) or far (small n), and whatever the scale s. A covariate whose closeness
+  does not make parameters transferable loses share. Partners and the kNN prediction rule
+  search under π (the scale does not change who is nearest). Where all ``k`` partners of
+  a sample share its covariates exactly (groups larger than ``k``, e.g. students of one
+  school), Δ = 0 and the term has nothing to weigh: the shares then stay near uniform.
+* The scale is learned by the matching term against the L1 ``υ·s``; matching does not
+  move the shares (``sg(π)``).
+
+Why the split (issue 3, measured on ``make_personalized_regression``, rank 4). With one
+unconstrained ``φ = softplus(a)`` in both terms, the matching term raised every φ_k to
+chase the partners' latent distances ``‖z_i − z_j‖``, which contain each ``z_i``'s own
+noise and do not shrink as neighbours get closer with n; it raised the irrelevant
+covariate's weight too (partners are far apart in it), and only the L1 held φ back. How
+far φ got depended on the number of Adam steps (``n / batch_size`` per epoch) rather than
+on n as such: φ stayed near its start at n = 2000 with batch 512 (4 steps per epoch), but
+at n = 10,000–20,000 Σφ reached 2–4, the irrelevant covariate took 26–27 % of it and the
+training θ error doubled (0.04 → 0.07–0.08); n = 2000 with batch 64 reproduced it (12 %,
+θ error 0.15). A large s also weakens the matching: it then asks neighbours' ``z`` to
+stay apart by their noise. With ``υ = 1`` (default) s settles near zero on these data,
+so matching acts as a local smoothness prior that pulls the partners' ``z`` together and
+φ's *shares* carry the learned metric; a smaller ``υ`` lets s grow where matching pays
+for it. The papers learn one φ through the matching term and its penalty alone; the
+split and the transfer term are ours (with ``μ = 0`` the shares stay uniform).
 
 * Low rank (``rank=q``, NeurIPS 2019): ``θ_i = θ_pop + Qᵀ z_i`` with ``Z`` (n, q) and a
   dictionary ``Q`` (q, p+1); ``d_param = ‖z_i − z_j‖₂``; plus ``ω (mean_i ‖z_i‖² + ‖Q‖²)``.
-* Full rank (``rank=None``, ISMB 2018): free ``θ_i``; ``d_param = s · Σ_d φθ_d |θ_id − θ_jd|``
+* Full rank (``rank=None``, ISMB 2018): free ``θ_i``; ``d_param = s_θ · Σ_d φθ_d |θ_id − θ_jd|``
   with ``φθ = softmax`` over the coefficients (intercept excluded) and a learned scale
-  ``s = softplus(·)``; plus ``κ / s`` (κ = 1e-3) so that ``s`` cannot shrink to zero and
+  ``s_θ = softplus(·)``; plus ``κ / s_θ`` (κ = 1e-3) so that ``s_θ`` cannot shrink to zero and
   switch the matching off, and ``α ‖φθ − 1/p‖²`` (α = 1, ISMB's ψ_θ) so that φθ cannot
   concentrate on one coefficient and leave the others unregularized.
 
-``φ = softplus(a)`` with unconstrained ``a`` (not the reference code's softmax of the
-updated vector, which pins φ near uniform).
+Optimisation. Adam (``lr``) for the shared tensors (Q, π, s, τ, encoder, full-rank
+metric) and *lazy* Adam (``torch.optim.SparseAdam``) for the per-sample table (``Z`` or
+``θ``): a row is updated only when its sample, or a partner of one, is in the minibatch,
+with its own moment estimates. Dense Adam keeps moving rows that were not in the
+minibatch on stale momentum, so every ``z_i``'s step per epoch grew with the number of
+steps per epoch, i.e. with n — the second way the fit depended on n (n = 2000 at batch
+64, shares already split: training θ MSE 0.069 with dense Adam, 0.044 with lazy Adam).
 
 Initialisation: ``θ_pop`` from a ridge / logistic regression (sklearn); every model starts
 there (full rank: a tile of ``θ_pop``; low rank: ``Q`` random orthonormal rows and ``Z``
 small noise, which is what PCA of a jittered tile of ``θ_pop`` gives) and relaxes away
-only as far as its own loss pays for against the pull ``λ`` and the matching term.
+only as far as its own loss pays for against the pull ``λ`` and the matching term. The
+shares start uniform, the scale at ``s = K · 1e-3`` (all samples "equally close",
+consistent with all models starting at θ_pop), τ at 1.
 
 Partners ``N(i)`` (``neighbors=``), refreshed every ``refresh_every`` epochs, memory O(n·k):
 
 * ``"covariate"`` (default): the ``k`` nearest samples under the *current* learned metric
-  ``d_φ`` (KD-tree on φ-scaled covariates, O(n log n)); matching then acts as a local
+  (KD-tree on π-scaled covariates, O(n log n)); matching then acts as a local
   smoothness prior whose neighbourhood the model learns.
 * ``"latent"``: the ``k`` nearest in ``z`` (low rank) or in the φθ-weighted parameter space
   (full rank), as the NeurIPS code does.
@@ -62,11 +95,14 @@ close. The held-out samples' ``coef_`` rows are their predicted ``θ``
 (``heldout_`` marks them). With ``val_fraction=0`` all samples train for ``epochs`` epochs.
 
 Prediction for new samples: by default (``encoder=None``) the average θ of the
-``n_neighbors_predict`` nearest training samples under the learned ``d_φ`` (the papers'
+``n_neighbors_predict`` nearest training samples under the learned metric (the papers'
 rule). With ``encoder="mlp"`` an MLP ``u → z`` (low rank) or ``u → θ`` (full rank) is
 trained jointly: a loss ``‖f(u_i) − z_i‖²`` (``z_i`` detached, so the encoder follows the
 embedding without distorting it) plus the prediction loss of ``θ(f(u_i))``; the encoder
-then predicts new samples (Contextualized-style amortization).
+then predicts new samples (Contextualized-style amortization). The encoder's Adam rate is
+``min(lr, 0.02)``: at the shared ``lr = 0.04`` it stalled in a poor fit on one of three
+seeds (n = 2000, seed 2: test θ MSE 0.127 against 0.046 at 0.02, while the per-sample
+fit was fine); 0.01 is as accurate but needs up to twice the epochs.
 
 Persistence: fitted estimators hold only NumPy arrays, sklearn trees and CPU torch
 modules, so ``pickle``/``joblib`` work; :meth:`save` and :func:`load` wrap pickle.
@@ -97,8 +133,35 @@ __all__ = ["PersonalizedRegressor", "PersonalizedClassifier", "load"]
 
 _SCALE_PENALTY = 1e-3  # κ of the full-rank κ/s term (ISMB's ψ_s)
 _THETA_METRIC_PENALTY = 1.0  # α of ISMB's ψ_θ = α‖φθ − uniform‖², keeps φθ from collapsing onto one coefficient
-_PHI_INIT = 1e-3  # initial φ_k (and τ): start consistent with "all models equal" and let φ grow where the data ask
+_PHI_INIT = 1e-3  # initial φ_k (scale s = K·1e-3, uniform shares): start consistent with "all models equal"
+_TAU_INIT = 1.0  # initial transfer temperature, in units of the mean partner distance
+_LOG_SCALE_FLOOR = -20.0  # softplus argument floor of the scale s (≈ 2e-9), so φ = s·π never underflows to 0
+_ENCODER_LR_CAP = 2e-2  # the encoder MLP trains at min(lr, this): at lr 0.04 it can stall in a poor fit
 _NEIGHBOR_MODES = ("covariate", "latent", "random")
+
+
+def _param_groups(module: nn.Module, table: nn.Parameter, lr: float) -> list[dict]:
+    """Adam groups of the shared tensors: everything but the per-sample table; the encoder at ``min(lr, cap)``."""
+    enc = {id(q) for q in module.encoder.parameters()} if module.encoder is not None else set()
+    groups = [{"params": [q for q in module.parameters() if q is not table and id(q) not in enc]}]
+    if enc:
+        groups.append({"params": list(module.encoder.parameters()), "lr": min(lr, _ENCODER_LR_CAP)})
+    return groups
+
+
+class _JointOptimizer:
+    """Step several optimizers as one (lazy SparseAdam for the per-sample table, Adam for the rest)."""
+
+    def __init__(self, *optimizers):
+        self.optimizers = optimizers
+
+    def zero_grad(self, set_to_none=True):
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for opt in self.optimizers:
+            opt.step()
 
 
 class _PRModule(nn.Module):
@@ -108,8 +171,9 @@ class _PRModule(nn.Module):
         super().__init__()
         self.rank = rank
         self.register_buffer("theta_pop", torch.as_tensor(theta_pop, dtype=torch.float32))
-        self.tau_raw = nn.Parameter(torch.tensor(float(np.log(np.expm1(phi0))), dtype=torch.float32))
-        self.phi_raw = nn.Parameter(torch.full((n_cov,), float(np.log(np.expm1(phi0))), dtype=torch.float32))
+        self.tau_raw = nn.Parameter(torch.tensor(float(np.log(np.expm1(_TAU_INIT))), dtype=torch.float32))
+        self.share_raw = nn.Parameter(torch.zeros(n_cov, dtype=torch.float32))
+        self.scale_phi_raw = nn.Parameter(torch.tensor(float(np.log(np.expm1(n_cov * phi0))), dtype=torch.float32))
         if rank is None:
             self.theta = nn.Parameter(self.theta_pop.repeat(n, 1).clone())
             self.theta_metric_raw = nn.Parameter(torch.zeros(n_params - 1))
@@ -125,27 +189,41 @@ class _PRModule(nn.Module):
             out = q
         self.encoder = MLP(encoder_in, encoder_hidden, out) if encoder_in is not None else None
 
+    def shares(self) -> torch.Tensor:
+        return torch.softmax(self.share_raw, 0)
+
+    def phi_scale(self) -> torch.Tensor:
+        return F.softplus(self.scale_phi_raw.clamp(min=_LOG_SCALE_FLOOR))
+
     def phi(self) -> torch.Tensor:
-        return F.softplus(self.phi_raw)
+        return self.phi_scale() * self.shares()
 
     def theta_metric(self) -> torch.Tensor:  # full rank: weights of the parameter-side ℓ1, intercept weight 0
         return torch.cat([torch.softmax(self.theta_metric_raw, 0), self.theta_metric_raw.new_zeros(1)])
 
+    def per_sample(self) -> nn.Parameter:
+        """The (n, ·) table of per-sample parameters: θ (full rank) or Z (low rank)."""
+        return self.theta if self.rank is None else self.Z
+
+    def rows(self, idx) -> torch.Tensor:
+        """Rows ``idx`` of :meth:`per_sample` with a *sparse* gradient (lazy per-row Adam, see fit)."""
+        return F.embedding(idx, self.per_sample(), sparse=True)
+
     def params_of(self, idx) -> torch.Tensor:
         """θ of training samples ``idx`` (standardized units), shape (len(idx), p+1)."""
-        return self.theta[idx] if self.rank is None else self.theta_pop + self.Z[idx] @ self.Q
+        return self.rows(idx) if self.rank is None else self.theta_pop + self.rows(idx) @ self.Q
 
     def latent_of(self, idx) -> torch.Tensor:
-        return self.theta[idx] if self.rank is None else self.Z[idx]
+        return self.rows(idx)
 
     def from_latent(self, latent) -> torch.Tensor:
         return latent if self.rank is None else self.theta_pop + latent @ self.Q
 
     def param_distance(self, idx, partners) -> torch.Tensor:
         if self.rank is None:
-            diff = (self.theta[idx][:, None, :] - self.theta[partners]).abs()
+            diff = (self.rows(idx)[:, None, :] - self.rows(partners)).abs()
             return F.softplus(self.scale_raw) * (diff @ self.theta_metric())
-        diff = self.Z[idx][:, None, :] - self.Z[partners]
+        diff = self.rows(idx)[:, None, :] - self.rows(partners)
         return torch.sqrt((diff**2).sum(-1) + 1e-12)
 
 
@@ -162,8 +240,8 @@ class _PersonalizedBase(BaseEstimator):
         refresh_every: int = 1,  # epochs between partner refreshes
         matching_weight: float | None = None,  # γ of the distance matching; None: 10 (low rank) or 100 (full rank)
         pull: float = 1e-2,  # λ of the pull ‖θ_i − θ_pop‖²
-        metric_penalty: float = 1e-2,  # υ, L1 on the covariate metric φ
-        metric_learning: float = 1.0,  # weight of the kNN-transfer loss that teaches φ (0: pure paper objective)
+        metric_penalty: float = 1.0,  # υ, L1 on Σφ = s, the scale of the covariate metric
+        metric_learning: float = 1.0,  # μ, weight of the kNN-transfer loss that teaches the shares π (0: π stays uniform)
         latent_decay: float = 1e-3,  # ω, weight decay on Z and Q (low rank)
         population_alpha: float = 1.0,  # ridge α of the population model (logistic: C = 1/α)
         n_neighbors_predict: int = 10,  # training samples averaged for a new sample (kNN rule)
@@ -267,16 +345,16 @@ class _PersonalizedBase(BaseEstimator):
             return knn_table(module.Z.cpu().numpy(), k, metric="euclidean")
 
     def _search_points(self, module) -> np.ndarray:
-        phi = module.phi().detach().cpu().numpy().astype(np.float64)
-        return self.covariate_space_.search_matrix(self._cov_train, phi)
+        shares = module.shares().detach().cpu().numpy().astype(np.float64)
+        return self.covariate_space_.search_matrix(self._cov_train, shares)
 
     def _knn_latent(self, module, cov_query: np.ndarray, feats_query: torch.Tensor | None) -> torch.Tensor:
         """Latent (z, or θ for full rank) of query samples by the encoder or the kNN rule."""
         if module.encoder is not None:
             return module.encoder(feats_query)
-        phi = module.phi().detach().cpu().numpy().astype(np.float64)
+        shares = module.shares().detach().cpu().numpy().astype(np.float64)
         space = self.covariate_space_
-        ind = knn_table(space.search_matrix(self._cov_train, phi), self.n_neighbors_predict, query=space.search_matrix(cov_query, phi))
+        ind = knn_table(space.search_matrix(self._cov_train, shares), self.n_neighbors_predict, query=space.search_matrix(cov_query, shares))
         ind = torch.as_tensor(ind, device=self.device_)
         return module.latent_of(ind).mean(1)
 
@@ -322,7 +400,11 @@ class _PersonalizedBase(BaseEstimator):
                 encoder_in=feats.shape[1] if self.encoder == "mlp" else None, encoder_hidden=self.encoder_hidden,
             ).to(device)
         self.module_ = module
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+        table = module.per_sample()  # lazy Adam for the per-sample rows (module docstring, "Optimisation")
+        optimizer = _JointOptimizer(
+            torch.optim.SparseAdam([table], lr=self.lr),
+            torch.optim.Adam(_param_groups(module, table, self.lr), lr=self.lr),
+        )
         steps_per_epoch = int(np.ceil(n_tr / self.batch_size))
         state = {"step": 0, "partners": None}
         snapshot_at = set() if self.snapshot_epochs is None else {int(e) for e in self.snapshot_epochs}
@@ -350,21 +432,25 @@ class _PersonalizedBase(BaseEstimator):
             pred = self._loss((X_tr[idx] * theta).sum(1), y_tr[idx])
             partners = state["partners"][idx]  # (b, k)
             deltas = pair_deltas(U_tr[idx][:, None, :], U_tr[partners], categorical)
-            phi = module.phi()
-            match = distance_matching_loss(module.param_distance(idx, partners), deltas, phi)
-            if self.metric_learning > 0:  # φ-only signal: do the partners' θ, weighted by d_φ, predict y_i?
-                w = torch.softmax(-(deltas @ phi) / F.softplus(module.tau_raw), dim=1)
-                theta_nb = (w[:, :, None] * module.params_of(partners).detach()).sum(1)
+            pi, s_phi = module.shares(), module.phi_scale()
+            match = distance_matching_loss(module.param_distance(idx, partners), deltas, s_phi * pi.detach())  # moves s, not π
+            if self.metric_learning > 0:  # π-only signal: do the partners' θ, weighted by πᵀΔ, predict y_i?
+                dist = deltas @ pi
+                tau = F.softplus(module.tau_raw) * (dist.detach().mean() + 1e-12)  # relative to the neighbourhood's scale
+                with torch.no_grad():
+                    theta_partners = module.params_of(partners)
+                w = torch.softmax(-dist / tau, dim=1)
+                theta_nb = (w[:, :, None] * theta_partners).sum(1)
                 transfer = self._loss((X_tr[idx] * theta_nb).sum(1), y_tr[idx])
             else:
                 transfer = torch.zeros((), device=device)
             pull = ((theta - module.theta_pop) ** 2).sum(1).mean()
-            loss = pred + 0.5 * gamma * match + lam * pull + ups * phi.sum() + self.metric_learning * transfer
+            loss = pred + 0.5 * gamma * match + lam * pull + ups * s_phi + self.metric_learning * transfer
             if self.rank is None:
                 w_theta = module.theta_metric()[:-1]
                 loss = loss + _SCALE_PENALTY / F.softplus(module.scale_raw) + _THETA_METRIC_PENALTY * ((w_theta - 1.0 / len(w_theta)) ** 2).sum()
             else:
-                loss = loss + omega * ((module.Z[idx] ** 2).sum(1).mean() + (module.Q**2).sum())
+                loss = loss + omega * ((module.rows(idx) ** 2).sum(1).mean() + (module.Q**2).sum())
             if module.encoder is not None:
                 latent_hat = module.encoder(F_tr[idx])
                 enc_fit = ((latent_hat - module.latent_of(idx).detach()) ** 2).sum(1).mean()
@@ -400,6 +486,7 @@ class _PersonalizedBase(BaseEstimator):
                 latent_val = self._knn_latent(module, cov[val_idx], Ft[val_idx])
                 theta_all[val_idx] = module.from_latent(latent_val).cpu().numpy()
             phi = module.phi().cpu().numpy().astype(np.float64)
+            shares = module.shares().cpu().numpy().astype(np.float64)
         self.partners_ = train_idx[state["partners"].cpu().numpy()]  # last partner table (n_fit, k), original row numbers
         self.heldout_ = np.zeros(n, dtype=bool)
         self.heldout_[val_idx] = True
@@ -424,7 +511,8 @@ class _PersonalizedBase(BaseEstimator):
             with torch.no_grad():
                 self.parameter_weights_ = module.theta_metric()[:-1].cpu().numpy().astype(np.float64)
                 self.parameter_scale_ = float(F.softplus(module.scale_raw))
-        self._search_train = self.covariate_space_.search_matrix(self._cov_train, phi)
+        self.covariate_shares_ = shares
+        self._search_train = self.covariate_space_.search_matrix(self._cov_train, shares)
         from sklearn.neighbors import NearestNeighbors
 
         self.neighbors_index_ = NearestNeighbors(algorithm="kd_tree", metric="manhattan").fit(self._search_train)
@@ -459,7 +547,6 @@ class _PersonalizedBase(BaseEstimator):
         """
         check_is_fitted(self, "coef_")
         cov = self.covariate_space_.transform(covariates)
-        phi = np.asarray(self.covariate_weights_, dtype=np.float64)
         if self.encoder_ is not None:
             feats = torch.as_tensor(self.covariate_space_.feature_matrix(cov), dtype=torch.float32)
             with torch.no_grad():
@@ -467,7 +554,11 @@ class _PersonalizedBase(BaseEstimator):
             theta = latent if self.rank is None else self._theta_pop_std + latent @ self._Q
         else:
             k = min(self.n_neighbors_predict, self._search_train.shape[0])
-            ind = self.neighbors_index_.kneighbors(self.covariate_space_.search_matrix(cov, phi), n_neighbors=k, return_distance=False)
+            # the index was built on the shares (estimators pickled before they existed: on φ)
+            metric = getattr(self, "covariate_shares_", None)
+            metric = np.asarray(self.covariate_weights_, dtype=np.float64) if metric is None else metric
+            query = self.covariate_space_.search_matrix(cov, metric)
+            ind = self.neighbors_index_.kneighbors(query, n_neighbors=k, return_distance=False)
             theta = self._theta_train_std[ind].mean(1)
         return self._unstandardize(theta)
 
@@ -510,11 +601,13 @@ _DOC_PARAMS = """
         for full rank (free θ_i need the stronger coupling).
     pull : float, default=1e-2
         λ, weight of ``‖θ_i − θ_pop‖²`` (standardized units).
-    metric_penalty : float, default=1e-2
-        υ, L1 penalty on the covariate metric φ (drives irrelevant covariates to 0).
+    metric_penalty : float, default=1.0
+        υ, L1 penalty ``υ·Σφ = υ·s`` on the scale of the covariate metric; it decides how
+        far the matching may raise s (module docstring). Before issue 3 it was 1e-2 on an
+        unsplit φ.
     metric_learning : float, default=1.0
-        Weight of the kNN-transfer loss that teaches φ (see the module docstring);
-        0 gives the papers' objective exactly.
+        μ, weight of the kNN-transfer loss that teaches the shares π (see the module
+        docstring); with 0 the shares stay uniform.
     latent_decay : float, default=1e-3
         ω, weight decay on Z and Q (low rank only).
     population_alpha : float, default=1.0
@@ -548,14 +641,17 @@ _DOC_PARAMS = """
     population_coef_ : ndarray of shape (p,)
     population_intercept_ : float
     covariate_weights_ : pandas.Series (DataFrame covariates) or ndarray of shape (K,)
-        Learned covariate metric φ (per unit of mean pairwise covariate distance).
+        Learned covariate metric φ = s·π (per unit of mean pairwise covariate distance).
+        Its scale s = Σφ is often tiny at the default ``metric_penalty``; read the shares.
+    covariate_shares_ : ndarray of shape (K,)
+        π = φ / Σφ, the learned shares (sum 1) that partner search and the kNN rule use.
     dictionary_ : ndarray of shape (q, p)
         Low rank only: rows are the coefficient directions of the latent coordinates
         (user's units; ``coef_ = population_coef_ + embeddings_ @ dictionary_``).
     embeddings_ : ndarray of shape (n_train, q)
         Low rank only: latent z_i.
     parameter_weights_, parameter_scale_ : ndarray (p,), float
-        Full rank only: the parameter-side metric φθ and scale s.
+        Full rank only: the parameter-side metric φθ and scale s_θ.
     partners_ : ndarray of int, shape (n_train − n_heldout, k)
         The last partner table (rows of the samples in ``train_index_``, entries are row
         numbers of the training data); the only pair structure ever stored.
