@@ -37,6 +37,7 @@ __all__ = [
     "gaussian_nll",
     "generator_loss",
     "grad_reverse",
+    "linear_mixed_refit",
 ]
 
 
@@ -384,3 +385,92 @@ class ARMEDNet(nn.Module):
         if self.re is None:
             return torch.zeros((), device=self.fe.out.weight.device)
         return self.re.kl()
+
+
+def linear_mixed_refit(
+    y: np.ndarray,
+    H: np.ndarray,
+    B: np.ndarray,
+    clusters: np.ndarray,
+    n_clusters: int,
+    tau: np.ndarray,
+    sigma: float,
+    n_iter: int = 100,
+    tol: float = 1e-6,
+) -> dict:
+    r"""Closed-form empirical-Bayes fit of a linear mixed model on given features (EM).
+
+    Model: ``y_i = H_i beta + B_i u_{k(i)} + e_i`` with ``u_k ~ N(0, diag(tau^2))`` and
+    ``e_i ~ N(0, sigma^2)``. EM for maximum likelihood: the E-step is the exact Gaussian
+    posterior of every ``u_k`` (``S_k = (B_k'B_k / sigma^2 + diag(tau^-2))^-1``,
+    ``mu_k = S_k B_k'(y_k - H_k beta) / sigma^2``, the BLUP); the M-step sets
+    ``tau_j^2 = mean_k (mu_kj^2 + S_k,jj)``, ``sigma^2`` to the expected mean squared
+    residual and ``beta`` to least squares on ``y - B mu``. The ARMED regressor applies
+    it after training with ``H`` = [1, last FE hidden layer] (its output layer) and ``B``
+    = [1, slope basis], i.e. a linear mixed model on the learned FE features.
+
+    Parameters
+    ----------
+    y : array (n,)
+    H : array (n, q)
+        Fixed-effects design (include a column of ones for an intercept).
+    B : array (n, d)
+        Random-effects design (column of ones = random intercept).
+    clusters : int array (n,)
+        Cluster index of each row, in ``0 .. n_clusters - 1``.
+    n_clusters : int
+    tau : array (d,)
+        Initial random-effect standard deviations (> 0).
+    sigma : float
+        Initial residual standard deviation (> 0).
+    n_iter, tol : int, float
+        At most ``n_iter`` EM steps; stop when the relative change of ``tau`` and
+        ``sigma`` is below ``tol``.
+
+    Returns
+    -------
+    dict with ``beta`` (q,), ``mu`` (K, d) posterior means, ``cov`` (K, d, d) posterior
+    covariances, ``tau`` (d,), ``sigma`` (float) and ``n_iter``.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    codes = np.asarray(clusters, dtype=np.int64)
+    K, (n, d) = int(n_clusters), B.shape
+    tau = np.asarray(tau, dtype=np.float64).copy()
+    sigma = float(sigma)
+    BtB = np.zeros((K, d, d))
+    np.add.at(BtB, codes, B[:, :, None] * B[:, None, :])
+    H_pinv = np.linalg.pinv(H)
+    beta = H_pinv @ y
+    eye = np.eye(d)
+    it = 0
+    for it in range(1, int(n_iter) + 1):
+        r = y - H @ beta
+        Btr = np.zeros((K, d))
+        np.add.at(Btr, codes, B * r[:, None])
+        cov = np.linalg.inv(BtB / sigma**2 + eye / tau**2)
+        mu = np.einsum("kij,kj->ki", cov, Btr) / sigma**2
+        new_tau = np.sqrt((mu**2 + np.diagonal(cov, axis1=1, axis2=2)).mean(0))
+        new_tau = np.maximum(new_tau, 1e-6)
+        fitted = (B * mu[codes]).sum(1)
+        resid = ((r - fitted) ** 2).sum() + np.einsum("kij,kji->", BtB, cov)
+        new_sigma = max(float(np.sqrt(resid / n)), 1e-6)
+        beta = H_pinv @ (y - fitted)
+        change = max(np.abs(new_tau / tau - 1).max(), abs(new_sigma / sigma - 1))
+        tau, sigma = new_tau, new_sigma
+        if change < tol:
+            break
+    r = y - H @ beta
+    Btr = np.zeros((K, d))
+    np.add.at(Btr, codes, B * r[:, None])
+    cov = np.linalg.inv(BtB / sigma**2 + eye / tau**2)
+    mu = np.einsum("kij,kj->ki", cov, Btr) / sigma**2
+    return {
+        "beta": beta,
+        "mu": mu,
+        "cov": cov,
+        "tau": tau,
+        "sigma": sigma,
+        "n_iter": it,
+    }

@@ -15,6 +15,13 @@ Design choices
   depends on its size and on the learned spread, not on a hand-tuned constant. The
   regressor uses the Gaussian likelihood with a learned residual scale for the same
   reason (a plain MSE would fix the residual variance at 1/2).
+* **Closed-form refit (regressor).** After the SGD training, the regressor's output
+  layer, random effects and variance components are refitted as a linear mixed model on
+  the learned last hidden layer (EM; :func:`perslib.armed.linear_mixed_refit`), so the
+  random-effect scale and the posterior means are the mixed model's (BLUPs) rather than
+  wherever early stopping left them.
+* **Priors on both parts.** The FE weights get an L2 penalty (``weight_decay``), the
+  random effects their Gaussian prior.
 * **Mixing on the logit**: ``logit_M = f(x) + RE terms``; ``predict_proba`` is
   ``sigmoid(logit_M)``.
 * **Adversary**: alternating updates per minibatch — one adversary step on *detached*
@@ -55,10 +62,12 @@ from torch.nn import functional as F
 
 from perslib.armed import (
     ARMEDNet,
+    _inv_softplus,
     adversary_loss,
     gaussian_nll,
     generator_loss,
     grad_reverse,
+    linear_mixed_refit,
 )
 from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.training import TrainConfig, split_validation, train_loop
@@ -140,17 +149,19 @@ class _ARMEDBase(BaseEstimator):
         adversary_guard: str = "clamp",
         adversary_cap: float = 1.0,
         lambda_mixed: float = 1.0,
-        lambda_fixed: float = 1.0,
-        lambda_adv: float = 1.0,
+        lambda_fixed: float = 0.5,
+        lambda_adv: float = 0.3,
         intercept_prior: float = 0.5,
         slope_prior: float = 0.1,
         learn_prior_scale: bool = True,
         kl_weight: float | str = "auto",
+        refit: bool = True,
         unseen: str = "zpredictor",
         zpredictor_hidden: Sequence[int] = (32, 32),
         epochs: int = 100,
         batch_size: int = 64,
         lr: float = 1e-3,
+        weight_decay: float = 1e-2,
         re_lr_scale: float = 10.0,
         val_fraction: float = 0.1,
         patience: int = 10,
@@ -176,11 +187,13 @@ class _ARMEDBase(BaseEstimator):
         self.slope_prior = slope_prior
         self.learn_prior_scale = learn_prior_scale
         self.kl_weight = kl_weight
+        self.refit = refit
         self.unseen = unseen
         self.zpredictor_hidden = zpredictor_hidden
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.re_lr_scale = re_lr_scale
         self.val_fraction = val_fraction
         self.patience = patience
@@ -214,6 +227,8 @@ class _ARMEDBase(BaseEstimator):
         for name in ("lambda_mixed", "lambda_fixed", "lambda_adv"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not self.re_lr_scale > 0:
             raise ValueError(f"re_lr_scale must be > 0, got {self.re_lr_scale!r}")
         if not (
@@ -332,8 +347,15 @@ class _ARMEDBase(BaseEstimator):
 
         # P10/P11: fresh, separate optimisers for the main network and the adversary
         re_params = list(net.re.parameters()) if net.re is not None else []
-        other = [p for p in net.main_parameters() if all(p is not q for q in re_params)]
-        groups = [{"params": other}] + (
+        fe_params = list(net.fe.parameters())
+        other = [
+            p
+            for p in net.main_parameters()
+            if all(p is not q for q in re_params) and all(p is not q for q in fe_params)
+        ]
+        groups = [{"params": fe_params, "weight_decay": float(self.weight_decay)}]
+        groups += [{"params": other}] if other else []
+        groups += (
             [{"params": re_params, "lr": self.lr * float(self.re_lr_scale)}]
             if re_params
             else []
@@ -429,6 +451,9 @@ class _ARMEDBase(BaseEstimator):
         )
         self.n_epochs_ = len(self.history_)
         self.epoch_time_ = (time.perf_counter() - t0) / max(self.n_epochs_, 1)
+        self.refit_ = None
+        if self.refit and has_re and not self._classifier:
+            self.refit_ = self._refit_linear_mixed(Xt, target, codes)
 
         self.zpredictor_ = None
         if has_re and self.unseen == "zpredictor" and K >= 2:
@@ -447,6 +472,54 @@ class _ARMEDBase(BaseEstimator):
         self._rng_seed = int(rng.integers(2**31 - 1))
         self._store_effects()
         return self
+
+    @torch.no_grad()
+    def _refit_linear_mixed(self, Xt, target, codes) -> dict:
+        """Empirical-Bayes refit of the output layer and random effects (Gaussian only).
+
+        With the trained FE hidden layers held fixed, the regressor's mixed output is a
+        linear mixed model in the last hidden layer ``h`` and the slope basis; it is
+        refitted in closed form by :func:`perslib.armed.linear_mixed_refit` (EM, ML
+        variance components, BLUP posterior means), and the results are written back
+        into the FE output layer, the RE posterior and prior scales and the residual sd.
+        """
+        net = self.net_
+        net.eval()
+        out = net(Xt)
+        h = out["hidden"][-1] if out["hidden"] else Xt
+        h = h.double().cpu().numpy()
+        ones = np.ones((len(h), 1))
+        basis = {"linear": Xt.double().cpu().numpy(), "nonlinear": h}.get(net.slopes)
+        B = np.hstack(
+            ([ones] if net.n_intercepts else []) + ([basis] if net.n_slopes else [])
+        )
+        re = net.re
+        res = linear_mixed_refit(
+            np.asarray(target, dtype=np.float64),
+            np.hstack([ones, h]),
+            B,
+            codes,
+            self.n_clusters_,
+            re.prior_scale.double().cpu().numpy(),
+            float(net.log_sd[0].exp()),
+        )
+        dev, f32 = self.device_, torch.float32
+        beta = torch.as_tensor(res["beta"], dtype=f32, device=dev)
+        net.fe.out.bias.copy_(beta[:1])
+        net.fe.out.weight.copy_(beta[1:][None, :])
+        re.loc.copy_(torch.as_tensor(res["mu"], dtype=f32, device=dev))
+        sd = np.sqrt(np.diagonal(res["cov"], axis1=1, axis2=2)) - re.min_scale
+        rho = np.vectorize(_inv_softplus)(np.maximum(sd, 1e-8))
+        re.rho.copy_(torch.as_tensor(rho, dtype=f32, device=dev))
+        re.log_prior_scale.copy_(
+            torch.as_tensor(
+                np.log(np.maximum(res["tau"] - re.min_scale, 1e-8)),
+                dtype=f32,
+                device=dev,
+            )
+        )
+        net.log_sd[0].fill_(float(np.log(res["sigma"])))
+        return {k: res[k] for k in ("tau", "sigma", "n_iter")}
 
     def _out_scale(self) -> float:
         return 1.0 if self._classifier else self.y_scale_
@@ -573,19 +646,40 @@ class ARMEDClassifier(ClassifierMixin, _ARMEDBase):
         Bound on the generator term (see :func:`perslib.armed.generator_loss`).
     adversary_cap : float, default=1.0
         Chance-level multiple at which ``"clamp"`` stops pushing.
-    lambda_mixed, lambda_fixed, lambda_adv : float, default=1.0
+    lambda_mixed, lambda_fixed, lambda_adv : float, default=1.0, 0.5, 0.3
         Weights of the mixed-output loss, the FE-output loss and the adversarial term.
+        The FE-output loss is the only term in which cluster-level confounders pay off
+        (it predicts y without the random effects), so it is weighted below the mixed
+        loss. The paper used 1, 1 and 0.5 (spirals) or 5 (MCI). On the confounded
+        spirals (5 folds) ``lambda_adv=0.3`` gave both higher accuracy and lower probe
+        importance than 1.0 (a likely reason: a strong push lets the FE network fool
+        the lagging adversary, using cluster information, rather than drop it). The
+        ``"confusion"`` guard did as well with 1000 points per cluster but lost up to 7
+        points of accuracy with 200 (one seed of three).
     intercept_prior, slope_prior : float, default=0.5, 0.1
         Prior scales of the random effects (initial values when learned).
     learn_prior_scale : bool, default=True
         Learn each random effect's prior scale (empirical Bayes).
     kl_weight : float or "auto", default="auto"
         Weight of the summed KL; ``"auto"`` = 1 / number of training samples.
+    refit : bool, default=True
+        Regressor only (ignored by the classifier): after training, refit the FE output
+        layer, the random effects and their variance components in closed form, as a
+        linear mixed model on the learned last hidden layer
+        (:func:`perslib.armed.linear_mixed_refit`; EM, maximum likelihood, BLUP posterior
+        means). The SGD estimates stop early, before the prior scales and the posterior
+        means have converged (MathAchieve: intercept s.d. 1.37 against MixedLM's 1.90;
+        after the refit 1.83).
     unseen : {"zpredictor", "fixed"}, default="zpredictor"
         Strategy for clusters not seen in training.
     zpredictor_hidden : sequence of int, default=(32, 32)
     epochs, batch_size, lr, val_fraction, patience
         Training loop settings (Adam; early stopping on the validation mixed loss).
+    weight_decay : float, default=1e-2
+        L2 penalty (Adam's coupled weight decay) on the FE network's weights and biases
+        only — a Gaussian prior on the fixed effects, as the random effects have theirs.
+        Without it, inputs that carry no signal keep input-gradient importances as large
+        as the spirals' probe features (about 0.02), which hides what the adversary removes.
     re_lr_scale : float, default=10.0
         Learning-rate multiplier for the random-effects parameters (posterior means and
         scales, prior scales): each cluster's row only gets gradient from its own samples,
@@ -658,6 +752,9 @@ class ARMEDRegressor(RegressorMixin, _ARMEDBase):
     y_mean_, y_scale_ : float
     residual_sd_ : float
         Learned residual standard deviation of the mixed output, in units of ``y``.
+    refit_ : dict or None
+        ``tau`` (RE s.d., standardized units), ``sigma`` and ``n_iter`` of the closed-form
+        refit (``refit=True``), else None.
     """
 
     def fit(self, X, y, groups=None):
