@@ -13,11 +13,13 @@ mlp           a plain MLP module and its scikit-learn style estimators
 personalized  personalized regression (full rank and low rank), distance matching
 distances     per-pair covariate distances and neighbour search (no n x n matrices)
 armed         ARMED building blocks: random-effects layer, adversary, generator-loss guard
-armed_models  ARMEDClassifier / ARMEDRegressor, interpretation helpers
+armed_models  ARMEDClassifier / ARMEDRegressor (unseen clusters, z ablations, closed-form mixed-model refit)
+armed_interpret  fixed-effects feature importance, random-slope spread, intercept vs prevalence
 armed_baselines  cluster-input, domain-adversarial and mixed-effects MLPs, statsmodels mixed models
 baselines     population GLM, mixture of regressions, varying coefficients, kNN local regression
 data          seeded simulators with their ground truth, and real clustered datasets
 metrics       parameter-recovery and per-cluster scores, intervals over folds
+evaluation    cross-validation of several estimators over grouped folds, tidy results
 plotting      the house plotting style and the figures the notebooks show
 reports       run the notebooks as parameterized reports (papermill + HTML)
 """
@@ -31,7 +33,7 @@ from perslib.utils import resolve_device, set_seed
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"armed", "armed_baselines", "armed_models", "baselines", "data", "distances", "metrics", "mlp", "personalized", "plotting", "reports", "training", "utils"}
+_SUBMODULES = {"armed", "armed_baselines", "armed_interpret", "armed_models", "evaluation", "baselines", "data", "distances", "metrics", "mlp", "personalized", "plotting", "reports", "training", "utils"}
 
 __all__ = [
     "__version__",
