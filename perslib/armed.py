@@ -397,6 +397,7 @@ def linear_mixed_refit(
     sigma: float,
     n_iter: int = 100,
     tol: float = 1e-6,
+    ridge: float = 0.0,
 ) -> dict:
     r"""Closed-form empirical-Bayes fit of a linear mixed model on given features (EM).
 
@@ -426,6 +427,17 @@ def linear_mixed_refit(
     n_iter, tol : int, float
         At most ``n_iter`` EM steps; stop when the relative change of ``tau`` and
         ``sigma`` is below ``tol``.
+    ridge : float, default=0.0
+        L2 penalty on ``beta[1:]`` (the first column of ``H`` is taken to be the
+        intercept and is not penalized), per sample and on the scale of the mean
+        log-likelihood: the M-step solves
+        ``(H'H + n · ridge · sigma^2 · D) beta = H'(y - B mu)``, ``D = diag(0, 1, …, 1)``.
+        The ARMED regressor passes its ``weight_decay``, so the refit keeps the penalty
+        its output layer was trained with. Learned hidden features are often nearly
+        collinear (few distinct input rows, dead units): unpenalized least squares then
+        puts huge weights on directions with singular values near zero and extrapolates
+        badly (MathAchieve, one fold: held-out R² −0.03 against 0.21 with the penalty).
+        A tiny jitter (1e-10 of the mean diagonal) is always added for numerical safety.
 
     Returns
     -------
@@ -441,8 +453,15 @@ def linear_mixed_refit(
     sigma = float(sigma)
     BtB = np.zeros((K, d, d))
     np.add.at(BtB, codes, B[:, :, None] * B[:, None, :])
-    H_pinv = np.linalg.pinv(H)
-    beta = H_pinv @ y
+    HtH = H.T @ H
+    penalty = np.ones(H.shape[1])
+    penalty[0] = 0.0  # the intercept column
+    jitter = 1e-10 * np.trace(HtH) / H.shape[1] * np.eye(H.shape[1])
+
+    def solve_beta(target, sigma):
+        return np.linalg.solve(HtH + n * float(ridge) * sigma**2 * np.diag(penalty) + jitter, H.T @ target)
+
+    beta = solve_beta(y, sigma)
     eye = np.eye(d)
     it = 0
     for it in range(1, int(n_iter) + 1):
@@ -456,7 +475,7 @@ def linear_mixed_refit(
         fitted = (B * mu[codes]).sum(1)
         resid = ((r - fitted) ** 2).sum() + np.einsum("kij,kji->", BtB, cov)
         new_sigma = max(float(np.sqrt(resid / n)), 1e-6)
-        beta = H_pinv @ (y - fitted)
+        beta = solve_beta(y - fitted, new_sigma)
         change = max(np.abs(new_tau / tau - 1).max(), abs(new_sigma / sigma - 1))
         tau, sigma = new_tau, new_sigma
         if change < tol:

@@ -502,6 +502,7 @@ class _ARMEDBase(BaseEstimator):
             self.n_clusters_,
             re.prior_scale.double().cpu().numpy(),
             float(net.log_sd[0].exp()),
+            ridge=self.weight_decay,  # the penalty the output layer was trained with
         )
         dev, f32 = self.device_, torch.float32
         beta = torch.as_tensor(res["beta"], dtype=f32, device=dev)

@@ -488,3 +488,22 @@ def test_fe_network_relies_less_on_the_confounding_probes():
             feature_importance(armed, X)[probes].mean() / feature_importance(mlp, X)[probes].mean()
         )
     assert np.mean(ratios) < 0.65
+
+
+def test_refit_ridge_tames_nearly_collinear_features():
+    # two copies of one feature that differ by 1e-4 noise: least squares splits the effect
+    # into huge opposite weights; the ridge (the regressor passes its weight_decay) shares it
+    rng = np.random.default_rng(0)
+    n, k = 600, 12
+    x = rng.standard_normal(n)
+    g = rng.integers(0, k, n)
+    u = rng.normal(0, 0.5, k)
+    y = 2 * x + u[g] + rng.normal(0, 1, n)
+    H = np.column_stack([np.ones(n), x, x + 1e-4 * rng.standard_normal(n)])
+    B = np.ones((n, 1))
+    loose = linear_mixed_refit(y, H, B, g, k, np.array([1.0]), 1.0)
+    tight = linear_mixed_refit(y, H, B, g, k, np.array([1.0]), 1.0, ridge=1e-2)
+    assert np.abs(loose["beta"][1:]).max() > 20  # the failure mode
+    np.testing.assert_allclose(tight["beta"][1:], [1.0, 1.0], atol=0.1)  # the effect 2 shared
+    # the random intercepts are untouched by the penalty on beta
+    assert np.corrcoef(tight["mu"][:, 0], u)[0, 1] > 0.9

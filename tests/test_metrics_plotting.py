@@ -295,3 +295,174 @@ def test_save_figure_writes_files(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="name"):
         plotting.save_figure(fig, out, "../escape")
+
+
+def test_plot_fold_scores_intervals_match_mean_ci():
+    rng = np.random.default_rng(0)
+    vals = {"mlp": 0.80 + 0.02 * rng.random(5), "armed": 0.85 + 0.02 * rng.random(5)}
+    scores = pd.DataFrame([(f, m, met, v + (0.1 if met == "auroc" else 0.0)) for m, vs in vals.items()
+                           for f, v in enumerate(vs) for met in ("accuracy", "auroc")],
+                          columns=["fold", "model", "metric", "value"])
+    fig = plotting.plot_fold_scores(scores, "accuracy", reference="mlp")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["armed", "mlp"]  # first model on top
+    bars = {round(float(line.get_ydata()[0])): line.get_xdata() for line in ax.get_lines()[:2]}
+    for row, name in ((1, "mlp"), (0, "armed")):
+        _, low, high = metrics.mean_ci(vals[name])
+        np.testing.assert_allclose(bars[row], [low, high])
+    ref = ax.get_lines()[-1]
+    assert ref.get_xdata()[0] == pytest.approx(vals["mlp"].mean())
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 10 + 2  # folds + means
+    with pytest.raises(ValueError, match="metric"):
+        plotting.plot_fold_scores(scores, "r2")
+    with pytest.raises(ValueError, match="reference"):
+        plotting.plot_fold_scores(scores, "auroc", reference="nope")
+
+
+def test_plot_soft_memberships_cells_are_group_means():
+    rng = np.random.default_rng(1)
+    Z = rng.dirichlet(np.ones(4), size=60)
+    rows = np.repeat(["a", "b", "c"], 20)
+    fig = plotting.plot_soft_memberships(Z, rows, columns=["k0", "k1", "k2", "k3"], row_order=["c", "a", "b"])
+    ax = fig.axes[0]
+    expected = pd.DataFrame(Z, columns=["k0", "k1", "k2", "k3"]).groupby(rows).mean().loc[["c", "a", "b"]]
+    np.testing.assert_allclose(ax.memberships_.to_numpy(), expected.to_numpy())
+    mesh = ax.collections[0].get_array()
+    np.testing.assert_allclose(np.asarray(mesh).reshape(3, 4), expected.to_numpy())
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "a", "b"]
+    with pytest.raises(ValueError, match="columns"):
+        plotting.plot_soft_memberships(Z, rows, columns=["k0"])
+    with pytest.raises(ValueError, match="row_groups"):
+        plotting.plot_soft_memberships(Z, rows[:-1])
+
+
+# --------------------------------------------------------------------------- low-rank dictionaries (notebook 03)
+def test_low_rank_floor_is_the_pca_reconstruction_error():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=(400, 5)) @ np.diag([3.0, 2.0, 1.0, 0.5, 0.1]) + np.array([1.0, -2.0, 0.0, 3.0, 0.5])
+    floors = metrics.low_rank_floor(theta, [0, 1, 2, 3, 5, 9])
+    assert floors[0] == pytest.approx(metrics.parameter_mse(theta.mean(axis=0), theta))  # the best constant
+    for q, floor in zip([1, 2, 3], floors[1:4]):
+        pca = PCA(n_components=q).fit(theta)
+        assert floor == pytest.approx(metrics.parameter_mse(pca.inverse_transform(pca.transform(theta)), theta))
+    assert floors[4] == pytest.approx(0.0, abs=1e-20) and floors[5] == pytest.approx(0.0, abs=1e-20)
+    assert np.all(np.diff(floors) <= 0)
+    # no other rank-2 affine collection gets below the floor
+    c, Q = rng.normal(size=5), rng.normal(size=(2, 5))
+    Z = np.linalg.lstsq(Q.T, (theta - c).T, rcond=None)[0].T
+    assert metrics.parameter_mse(c + Z @ Q, theta) > floors[2]
+    with pytest.raises(ValueError, match="ranks"):
+        metrics.low_rank_floor(theta, [-1])
+    with pytest.raises(ValueError, match="ranks"):
+        metrics.low_rank_floor(theta, [1.5])
+
+
+def test_power_law_fit_recovers_exponent_and_validates():
+    x = np.array([500.0, 1000.0, 4000.0, 1e5])
+    b, c = metrics.power_law_fit(x, 3e-4 * x**1.25)
+    assert b == pytest.approx(1.25) and c == pytest.approx(3e-4)
+    noisy = 2.0 * x**2 * np.array([1.1, 0.9, 1.05, 0.95])
+    assert metrics.power_law_fit(x, noisy)[0] == pytest.approx(np.polyfit(np.log(x), np.log(noisy), 1)[0])
+    with pytest.raises(ValueError, match="positive"):
+        metrics.power_law_fit([1.0, 2.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="distinct"):
+        metrics.power_law_fit([2.0, 2.0], [1.0, 3.0])
+
+
+def test_peak_memory_increase_sees_a_large_temporary_allocation():
+    import time
+
+    def allocate(mb):
+        block = np.ones(mb * 2**20 // 8)  # touched, so resident
+        time.sleep(0.05)
+        return float(block[-1])
+
+    value, increase = metrics.peak_memory_increase(allocate, 120)
+    if increase is None:
+        pytest.skip("resident memory cannot be read on this platform")
+    assert value == 1.0
+    assert increase >= 90 * 2**20  # freed before the call returned, still seen by the sampler
+    _, idle = metrics.peak_memory_increase(lambda: None)
+    assert idle < 30 * 2**20
+    with pytest.raises(ValueError, match="interval"):
+        metrics.peak_memory_increase(lambda: None, interval=0)
+    with pytest.raises(ValueError, match="fn"):
+        metrics.peak_memory_increase(3)
+
+
+def test_plot_dictionary_shows_the_atoms_on_a_symmetric_scale():
+    D = np.array([[1.0, -2.0, 0.5], [0.0, 0.25, -0.75]])
+    fig = plotting.plot_dictionary(D, param_names=["a", "b", "c"], title="atoms")
+    ax = fig.axes[0]
+    image = ax.get_images()[0]
+    np.testing.assert_allclose(image.get_array(), D)
+    assert image.get_clim() == (-2.0, 2.0)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["atom 1", "atom 2"]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"{v:.2f}" for v in D.ravel())
+    assert _title(ax) == "atoms"
+    with pytest.raises(ValueError, match="atom_names"):
+        plotting.plot_dictionary(D, atom_names=["only one"])
+
+
+def test_plot_sweep_curves_and_references():
+    q = [1, 2, 4, 8]
+    fig = plotting.plot_sweep(q, {"fit": [1.0, 0.3, 0.05, 0.04], "floor": [0.9, 0.2, 0.01, 0.0]},
+                              references={"population": 1.5}, logy=True, xlabel="rank q")
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    np.testing.assert_allclose(lines[0].get_xdata(), q)
+    np.testing.assert_allclose(lines[1].get_ydata(), [0.9, 0.2, 0.01, 0.0])
+    assert lines[2].get_ydata()[0] == pytest.approx(1.5)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fit", "floor", "population (1.5)"]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "rank q"
+    with pytest.raises(ValueError, match="series\\['bad'\\]"):
+        plotting.plot_sweep(q, {"bad": [1.0, 2.0]})
+
+
+def test_plot_snapshots_one_shared_panel_per_snapshot():
+    rng = np.random.default_rng(4)
+    theta = rng.normal(size=(90, 3))
+    labels = np.repeat([0, 1, 2], 30)
+    snaps = {"epoch 0": np.tile(theta.mean(0), (90, 1)), "epoch 5": 0.5 * theta, "true θ": theta}
+    fig = plotting.plot_snapshots(snaps, labels=labels, dims=(0, 2), n_cols=2)
+    assert len(fig.axes) == 3  # the empty fourth cell is removed
+    assert [_title(ax) for ax in fig.axes] == list(snaps)
+    for ax, th in zip(fig.axes, snaps.values()):
+        assert _n_offsets(ax) == 90
+        pts = np.concatenate([c.get_offsets() for c in ax.collections])
+        np.testing.assert_allclose(np.sort(pts[:, 0]), np.sort(th[:, 0]))
+        np.testing.assert_allclose(np.sort(pts[:, 1]), np.sort(th[:, 2]))
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[2])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["process 0", "process 1", "process 2"]
+    with pytest.raises(ValueError, match="same shape"):
+        plotting.plot_snapshots({"a": theta, "b": theta[:10]})
+
+
+def test_plot_scaling_fits_the_slope_per_series():
+    n = np.array([500, 1000, 2000, 4000])
+    frame = pd.concat([pd.DataFrame({"n": n, "s": 1e-3 * n, "source": "live"}),
+                       pd.DataFrame({"n": n, "s": 1e-6 * n**2.0, "source": "quadratic"})])
+    fig = plotting.plot_scaling(frame, "n", "s", hue="source")
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "live (slope 1.00)" in texts and "quadratic (slope 2.00)" in texts
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    markers = [line for line in ax.get_lines() if line.get_linestyle() == "None"]
+    np.testing.assert_allclose(markers[1].get_ydata(), 1e-6 * n**2.0)
+    low, high = ax.get_ylim()
+    assert low <= frame["s"].min() and high >= frame["s"].max()
+    with pytest.raises(ValueError, match="positive"):
+        plotting.plot_scaling(frame.assign(s=0.0), "n", "s")
+    with pytest.raises(ValueError, match="hue"):
+        plotting.plot_scaling(frame, "n", "s", hue="nope")
+
+
+def test_plot_soft_memberships_leaves_missing_columns_blank():
+    Z = np.array([[0.7, 0.3, np.nan], [0.5, 0.5, np.nan], [np.nan, 0.2, 0.8]])
+    fig = plotting.plot_soft_memberships(Z, ["a", "a", "b"], columns=["k0", "k1", "k2"], annotate=False)
+    table = fig.axes[0].memberships_
+    np.testing.assert_allclose(table.loc["a"].to_numpy(), [0.6, 0.4, np.nan])
+    np.testing.assert_allclose(table.loc["b"].to_numpy(), [np.nan, 0.2, 0.8])

@@ -1,0 +1,418 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (perslib)
+#     language: python
+#     name: perslib
+# ---
+
+# %% [markdown]
+# # 04 · ARMED for dense networks: fixed effects, random effects and an adversary
+#
+# Notebook 01 showed two ways a single network fails on clustered data: it serves the
+# *typical* cluster (the spirals whose radius is near average) and it learns *which
+# cluster* a sample comes from as a shortcut (the probe features that carry each
+# cluster's class balance). **ARMED** — adversarially-regularized mixed-effects deep
+# learning (Nguyen, Treacher & Montillo, IEEE TPAMI 2023) — answers both at once. This
+# notebook
+#
+# 1. writes the model down and fits it with perslib's `ARMEDClassifier`;
+# 2. compares six models on **seen clusters** (every cluster in training and test) by
+#    cross-validation, with 95% intervals over folds;
+# 3. checks the **confound story**: the probes lose importance under ARMED;
+# 4. reads the **random effects** against the simulator's truth (radius and class balance);
+# 5. repeats the comparison on a **real clustered dataset**, maths achievement of 7,185
+#    students in 160 schools, with `ARMEDRegressor`, an MLP and a linear mixed model.
+#
+# Notebook 07 asks what happens for clusters never seen in training.
+
+# %% tags=["parameters"]
+seed = 0  # seeds the simulator, the folds and every network
+device = "auto"  # torch device of the networks: "auto" picks a GPU when one is visible
+n_clusters = 10  # spiral clusters (ARMED uses 10)
+n_per_cluster = 500  # points per spiral cluster (ARMED uses 1000; the paper profile does)
+n_folds = 3  # cross-validation folds (ARMED uses 10; the paper profile does)
+epochs = 100  # most training epochs of each network (early stopping usually ends sooner)
+math_fraction = 1.0  # share of the 7,185 MathAchieve students used (smaller for a quick run)
+n_jobs = 2  # processes fitting (fold, model) pairs in parallel; results do not depend on it
+out_dir = "../build/04_armed_dense"  # every file this notebook writes goes here
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+import perslib
+from perslib import data, plotting
+from perslib.armed_baselines import (
+    BayesMixedGLMClassifier,
+    ClusterInputMLPClassifier,
+    DomainAdversarialMLPClassifier,
+    MixedEffectsMLPClassifier,
+    MixedLMRegressor,
+)
+from perslib.armed_models import ARMEDClassifier, ARMEDRegressor, feature_importance
+from perslib.evaluation import (
+    cross_validate_models,
+    label_cluster_strata,
+    summarize_folds,
+)
+from perslib.mlp import MLPClassifier, MLPRegressor
+
+perslib.set_seed(seed)
+plotting.set_style()
+out_dir = Path(out_dir)
+results = {}  # key numbers, written to out_dir/metrics.json at the end
+
+# %% [markdown]
+# ## 1. The model
+#
+# Every sample has features $x$ and a cluster; $z$ is the cluster's one-hot vector over
+# the $K$ training clusters. ARMED has three parts.
+#
+# * A **fixed-effects (FE) network** $f(x)$: the conventional MLP, shared by everyone.
+# * A **random-effects (RE) subnetwork** whose only input is $z$: a random intercept
+#   $u_{\text{int}}(z)$ and random slopes $u_{\text{lin}}(z)$, one set per cluster, with
+#   a Gaussian prior $u \sim \mathcal N(0, \tau^2)$ that shrinks them towards zero. The
+#   mixed prediction adds them on the logit,
+#
+#   $$\operatorname{logit} \hat y_M = f(x) + x^\top u_{\text{lin}}(z) + u_{\text{int}}(z).$$
+#
+#   The RE are Bayesian layers (a Gaussian posterior per parameter, trained with its KL
+#   divergence to the prior); perslib learns the prior scales τ, as a mixed model
+#   estimates its variance components.
+# * An **adversary** $A$ that reads the FE network's hidden activations $h_F(x)$ and tries
+#   to name the cluster. The FE network is trained to make it fail, so $f$ cannot use
+#   cluster-identifying features such as the probes; what is genuinely cluster-specific
+#   has to go through the random effects, where it is visible and shrunk.
+#
+# The two players alternate on every minibatch: one adversary step on its cross-entropy,
+# then one step of the main network on
+#
+# $$L = \mathrm{BCE}(y, \hat y_M) + \lambda_F\,\mathrm{BCE}(y, \hat y_F) + \tfrac1n \mathrm{KL}(q(u)\,\|\,p(u))
+#   - \lambda_g\,\min\big(\mathrm{CE}(z, A(h_F)),\ \text{chance}\big),$$
+#
+# where $\hat y_F = \sigma(f(x))$ is the FE-only prediction. The adversary's loss is
+# capped at the chance level, so the FE network is pushed to confuse it and no further
+# (the paper's unbounded $-\mathrm{CE}$ can run away). For the other settings and the
+# defects of the original code that this implementation avoids, see the docstring of
+# `perslib.armed_models`.
+#
+# The baselines are ARMED with parts removed, a cluster-aware MLP and a classic model:
+#
+# | model | FE network | adversary | random effects | cluster input |
+# |---|---|---|---|---|
+# | MLP | ✓ | | | |
+# | cluster-input MLP | ✓ | | | one-hot $z$ concatenated to $x$ |
+# | domain-adversarial MLP | ✓ | ✓ | | |
+# | mixed-effects MLP (no adversary) | ✓ | | ✓ | |
+# | **ARMED** | ✓ | ✓ | ✓ | |
+# | logistic mixed model | linear | | random intercept | |
+#
+# The logistic mixed model is statsmodels' `BinomialBayesMixedGLM`: a *linear* FE part
+# cannot follow a spiral, so it mainly shows what the random intercept alone buys.
+
+# %% [markdown]
+# ## 2. Six models on seen clusters
+#
+# The data are the confounded spirals of notebook 01: 10 clusters with their own radius
+# $r_k$ and class-0 share $\rho_k$, and two probe features around $\rho_k$. Columns are
+# `x1, x2` (the spiral) and `probe_1, probe_2`.
+#
+# **Protocol.** `StratifiedKFold` on label × cluster (`evaluation.label_cluster_strata`),
+# so every cluster, with its class balance, is in every training and test fold: the
+# *seen-cluster* setting, where ARMED uses each test sample's own cluster. We score
+# accuracy and AUROC on each test fold and report the mean with a 95% interval over
+# folds, mean ± 1.96·sd/√k (the paper's convention). To keep the notebook within its
+# CPU budget it uses 500 points per cluster and 3 folds; the paper profile
+# (`notebooks/params/paper.yaml`) runs the paper's 1000 points and 10 folds. Every
+# network has the library defaults (two hidden layers of 32 units, early stopping on a
+# 10% validation split), except that the two mixed-effects networks put their random
+# slopes on the last hidden layer, $h_F^\top u_{\text{nlin}}(z)$ instead of
+# $x^\top u_{\text{lin}}(z)$ (`slopes="nonlinear"`, as ARMED's paper does for the
+# spirals): a cluster can then rescale the learned spiral features rather than only tilt
+# the logit along the raw coordinates. Section 4 comes back to the linear version.
+
+# %%
+X, y, groups, truth = data.make_spirals(n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True,
+                                        as_frame=True, random_state=seed)
+net = {"epochs": epochs, "device": device, "random_state": seed}  # every network
+models = {
+    "MLP": MLPClassifier(**net),
+    "cluster-input MLP": ClusterInputMLPClassifier(**net),
+    "domain-adversarial MLP": DomainAdversarialMLPClassifier(**net),
+    "mixed-effects MLP (no adversary)": MixedEffectsMLPClassifier(slopes="nonlinear", **net),
+    "ARMED": ARMEDClassifier(slopes="nonlinear", **net),
+    "logistic mixed model": BayesMixedGLMClassifier(),
+}
+ablations = {"ARMED, z = 0 (FE only)": ("ARMED", {"z": "zero"}), "ARMED, random z": ("ARMED", {"z": "random"})}
+
+
+def importances(name, model, train, test):
+    """Mean |gradient| of the FE prediction per input, on the training fold (networks only)."""
+    if isinstance(model, BayesMixedGLMClassifier):
+        return {}
+    return {f"importance {c}": v for c, v in feature_importance(model, X.iloc[train]).items()}
+
+
+cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+scores, fitted = cross_validate_models(models, X, y, groups, cv, stratify=label_cluster_strata(y, groups),
+                                       variants=ablations, on_fold=importances, n_jobs=n_jobs,
+                                       return_estimators=True)
+summary = summarize_folds(scores)
+fit_time = summary.xs("fit_time", level="metric")["mean"]
+print("mean fit time per fold (s):", fit_time.round(1).to_dict())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+table = summary.loc[(slice(None), ["accuracy", "auroc"]), ["mean", "low", "high"]].unstack("metric")
+table = table.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False).loc[list(models) + list(ablations)]
+print(f"seen clusters, {n_folds}-fold CV (mean and 95% interval over folds):")
+print(table.round(2).to_string())
+acc = summary.xs("accuracy", level="metric")["mean"]
+gain = acc["ARMED"] - acc["MLP"]
+print(f"ARMED - MLP accuracy: {gain:+.2f}")
+assert gain > 0.0, "ARMED should beat the conventional MLP on seen clusters"
+assert acc["ARMED"] > acc["domain-adversarial MLP"], "the random effects should add to the adversarial FE network"
+assert acc["ARMED"] >= acc["ARMED, z = 0 (FE only)"], "switching the random effects off should not help"
+assert acc["logistic mixed model"] < acc["MLP"] - 0.1, "a linear FE part cannot follow the spirals"
+results.update({f"seen {m} {k}": v for (m, k), v in summary["mean"].items()})
+
+# %% [markdown]
+# **What to look at.** Each row is a model: the small dots are the folds, the large dot
+# and bar the mean and its 95% interval; the dotted line is the MLP's mean.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.9), layout="constrained", sharey=True)
+for ax, metric in zip(axes, ["accuracy", "auroc"]):
+    plotting.plot_fold_scores(scores, metric, ax=ax, reference="MLP", models=list(models) + list(ablations))
+plotting.save_figure(fig, out_dir, "seen_clusters_scores");
+
+# %% [markdown]
+# **What to conclude.** The models that know the cluster — the mixed-effects MLP, ARMED
+# and the cluster-input MLP — beat the conventional MLP by a few points: part of what
+# differs between clusters (the radius, the class balance) can only be fitted per
+# cluster. The gain comes from the random effects: ARMED with $z = 0$ (its FE network
+# alone) falls back to about the MLP's level, and a *random* cluster vector is worse
+# still, because the wrong cluster's corrections are then applied. The domain-adversarial
+# MLP, which has the adversary but no random effects, stays at about the MLP's level:
+# removing cluster information without giving it another route buys nothing here. The linear
+# logistic mixed model shows that a random intercept cannot make up for a model that
+# cannot draw a spiral. On seen clusters the cluster-input MLP and the mixed-effects MLP
+# without adversary are as accurate as ARMED, or a little more: blinding the FE network
+# to the cluster costs a little fit. The differences are in *how* the models use the
+# cluster (next section) and in what they can do for a new one (notebook 07). For comparison, the notebook of ARMED's
+# code (1000 points per cluster, 10 folds, before a fix of its mixing) reports accuracies
+# of 0.79 for the ME-MLP, 0.76 for the conventional MLP and 0.75 for the DA-MLP.
+
+# %% [markdown]
+# ## 3. The confound: does the FE network still use the probes?
+#
+# The probes identify the cluster and, through it, the class balance, but say nothing
+# about where a point lies on its spiral. ARMED's adversary should stop the FE network
+# from reading them. We measure each model's **feature importance** as ARMED's paper
+# does: the mean absolute gradient of the FE prediction (probability of class 1) with
+# respect to each standardized input, with the random effects switched off ($z = 0$),
+# on every training fold (`armed_models.feature_importance`). For the cluster-input MLP
+# the cluster input is set to zero.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+imp = summary.loc[summary.index.get_level_values("metric").str.startswith("importance"), "mean"].unstack("metric")
+imp.columns = imp.columns.str.replace("importance ", "")
+imp = imp.loc[[m for m in models if m in imp.index]]
+imp["probes / spiral"] = imp[["probe_1", "probe_2"]].mean(axis=1) / imp[["x1", "x2"]].mean(axis=1)
+print(imp.round(3).to_string())
+ratio = imp.loc["ARMED", ["probe_1", "probe_2"]].mean() / imp.loc["MLP", ["probe_1", "probe_2"]].mean()
+print(f"probe importance, ARMED relative to the MLP: {ratio:.2f}")
+assert ratio < 0.7, "the adversary should cut the FE network's reliance on the probes"
+results.update(probe_importance_ratio=ratio, **{f"importance {m} {c}": v for m, row in imp.iterrows()
+                                                for c, v in row.items()})
+
+# %%
+fig, ax = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
+imp[["x1", "x2", "probe_1", "probe_2"]].plot.barh(ax=ax, color=plotting.categorical_colors(4), width=0.8)
+ax.invert_yaxis()
+ax.set(xlabel="mean |∂ P(class 1) / ∂ x| (standardized inputs, z = 0)", ylabel="")
+ax.legend(title="input", fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+plotting.save_figure(fig, out_dir, "feature_importance");
+
+# %% [markdown]
+# **What to conclude.** The spiral coordinates carry the importance for every model,
+# as they should. The conventional MLP puts the most weight on the probes; ARMED's FE
+# network puts the least, well under half the MLP's (this project's target), also
+# relative to its weight on the spiral coordinates (last column), so it is not just a
+# smaller network. The two half-measures sit in between: the domain-adversarial MLP has
+# the adversary but nowhere else to put the cluster information, and the mixed-effects
+# MLP without adversary has random effects that soak up the class balance, so its FE
+# network needs the probes less, but nothing stops it from using them. (ARMED's paper
+# tests the probes against the weakest true feature; here the spiral coordinates are an
+# order of magnitude more important.)
+# Note what the cluster-input MLP does: its probe importance is low too, but because the
+# one-hot cluster input already tells it everything the probes could; with that input
+# zeroed, as for a new cluster, its network sees inputs it never saw in training
+# (notebook 07).
+
+# %% [markdown]
+# ## 4. What the random effects learned
+#
+# ARMED's random effects are a per-cluster table (`random_effects_`: posterior means on
+# the logit scale). The nonlinear slopes above multiply hidden units, which have no
+# fixed meaning, so to read the random effects against the simulator's truth we fit
+# ARMED once more with **linear** random slopes (`slopes="linear"`, the library default:
+# one slope per standardized input), on the first fold's training data. We compare the
+# **intercept** with each cluster's share of class 1 ($1 - \rho_k$) and the **slopes**
+# with the cluster's radius $r_k$; `random_effect_sd_` is the learned prior scale τ of
+# each effect, the estimated spread between clusters.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+train0 = fitted[("splits", 0)][0]
+armed_lin = ARMEDClassifier(slopes="linear", **net).fit(X.iloc[train0], y[train0], groups=groups[train0])
+re = armed_lin.random_effects_
+class1_share = 1 - truth["class0_ratio"]
+corr = pd.DataFrame({"r with radius r_k": re.corrwith(truth["radius"]),
+                     "r with class-1 share": re.corrwith(class1_share),
+                     "learned spread τ": armed_lin.random_effect_sd_})
+print(corr.round(2).to_string())
+r_int, r_x2 = corr.loc["intercept", "r with class-1 share"], corr.loc["x2", "r with radius r_k"]
+r_int_nl = fitted[(0, "ARMED")].random_effects_["intercept"].corr(class1_share)
+print(f"(nonlinear-slope ARMED of section 2: r of its intercept with the class-1 share {r_int_nl:.2f})")
+assert r_int > 0.8, "the random intercept should recover each cluster's class balance"
+assert r_x2 < -0.6, "the random slope on x2 should track the cluster's radius"
+results.update(re_corr_intercept_class1=r_int, re_corr_x2_radius=r_x2, re_corr_intercept_class1_nonlinear=r_int_nl)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+plotting.plot_scatter(class1_share, re["intercept"], annotate=list(re.index), ax=axes[0],
+                      xlabel="class-1 share of the cluster (1 − ρ_k)", ylabel="random intercept (logit)")
+plotting.plot_scatter(truth["radius"], re["x2"], annotate=list(re.index), ax=axes[1],
+                      xlabel="radius of the cluster's spiral (r_k)", ylabel="random slope on x2")
+plotting.save_figure(fig, out_dir, "random_effects_vs_truth");
+
+# %% [markdown]
+# **What to conclude.** The random intercept is almost a relabelled copy of the class
+# balance: clusters with more class-1 points get a larger intercept, exactly the
+# information the probes carried, now stored where it belongs — in a per-cluster
+# parameter, visible and shrunk, rather than in the FE network's features. The random
+# slope on `x2` follows the radius closely, with a negative sign. A linear tilt of the
+# logit cannot rescale a spiral exactly, but it is the best linear correction the RE
+# subnetwork can offer a cluster whose spiral is wider or narrower than the typical one
+# that the FE network learned, and its size follows $r_k$. The learned spreads τ say the
+# same: the `x2` slope and the intercept vary between clusters; the probe slopes barely
+# do. Nothing told the model which inputs have cluster-specific effects. The intercept
+# of the nonlinear-slope model of section 2 tracks the class balance too, less tightly:
+# there, part of each cluster's correction is carried by the hidden-unit slopes.
+
+# %% [markdown]
+# ## 5. A real clustered dataset: maths achievement in 160 schools
+#
+# `data.load_math_achievement()` (nlme `MathAchieve`; Raudenbush & Bryk, 2002, used in
+# notebook 02): a maths score for 7,185 students in 160 US high schools, with three
+# student features (`SES`, `Female`, `Minority`). Schools differ a lot in their mean score;
+# the classic model is a linear mixed model with a random intercept per school. We
+# compare it (perslib's `MixedLMRegressor`, statsmodels `MixedLM`) with the MLP and
+# `ARMEDRegressor` (Gaussian likelihood with a learned residual scale, random intercept and
+# slopes), by the same seen-cluster protocol: `StratifiedKFold` on the school, so every
+# school is in every fold, and held-out R² per fold.
+
+# %%
+hsb = data.load_math_achievement()
+frame = hsb.frame.sample(frac=math_fraction, random_state=seed) if math_fraction < 1 else hsb.frame
+Xm, ym, gm = frame[hsb.features], frame[hsb.target].to_numpy(), frame[hsb.group].to_numpy()
+reg_models = {"MixedLM (random intercept)": MixedLMRegressor(), "MLP": MLPRegressor(**net),
+              "ARMED": ARMEDRegressor(**net)}
+cv_m = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+scores_m, fitted_m = cross_validate_models(reg_models, Xm, ym, gm, cv_m, stratify=gm, n_jobs=n_jobs,
+                                           variants={"ARMED, z = 0 (FE only)": ("ARMED", {"z": "zero"})},
+                                           return_estimators=True)
+summary_m = summarize_folds(scores_m)
+print(f"{len(frame)} students; mean fit time per fold (s):",
+      summary_m.xs("fit_time", level="metric")["mean"].round(1).to_dict())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+r2 = summary_m.xs("r2", level="metric")[["mean", "low", "high"]]
+print(f"held-out R² on seen schools, {n_folds}-fold CV (mean and 95% interval):")
+print(r2.round(2).to_string())
+assert r2.loc["ARMED", "mean"] > r2.loc["MLP", "mean"], "ARMED should beat the MLP on seen schools"
+assert r2.loc["ARMED", "mean"] > r2.loc["MixedLM (random intercept)", "mean"] - 0.03, "ARMED should be close to MixedLM"
+results.update({f"math seen r2 {m}": v for m, v in r2["mean"].items()})
+
+# %%
+fig = plotting.plot_fold_scores(scores_m, "r2", reference="MixedLM (random intercept)",
+                                score_label="held-out R² (folds; mean and 95% interval)")
+plotting.save_figure(fig, out_dir, "math_seen_scores");
+
+# %% [markdown]
+# **Do ARMED's school effects agree with the mixed model's?** The random intercepts of
+# the first fold's ARMED model (in points of the score) against MixedLM's BLUPs of the
+# same fold, one point per school.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+a_re, m_re = fitted_m[(0, "ARMED")], fitted_m[(0, "MixedLM (random intercept)")]
+both = pd.DataFrame({"ARMED": a_re.random_effects_["intercept"], "MixedLM": m_re.random_effects_["Group"]}).dropna()
+r_schools = float(both.corr().iloc[0, 1])
+print(f"correlation of the school intercepts, ARMED vs MixedLM: {r_schools:.2f}")
+print(f"spread of the school intercepts (points): ARMED τ {a_re.random_effect_sd_['intercept']:.1f}, "
+      f"MixedLM {m_re.random_effect_sd_['Group']:.1f}")
+assert r_schools > 0.8, "ARMED's random intercepts should rank the schools like the mixed model"
+results.update(math_corr_school_intercepts=r_schools)
+
+# %%
+fig = plotting.plot_scatter(both["MixedLM"], both["ARMED"], identity=True, xlabel="MixedLM BLUP (points)",
+                            ylabel="ARMED random intercept (points)")
+plotting.save_figure(fig, out_dir, "math_school_intercepts");
+
+# %% [markdown]
+# **What to conclude.** On seen schools the school intercept is most of the story: both
+# models that have one beat the MLP clearly, and ARMED's FE network alone ($z = 0$) falls
+# back to the MLP's level. The linear mixed model is hard to beat here: the student
+# features act almost linearly, so a flexible FE network has little to add, and MixedLM
+# estimates the school effects by exact REML. ARMED's target in this project is to match
+# MixedLM's R² and beat the MLP; the table says where this run is. The two models agree
+# on which schools are better (the correlation of their intercepts is near 1) and on how
+# much schools differ (the printed spreads). For students of *new* schools the picture
+# changes: notebook 07.
+
+# %% [markdown]
+# ## 6. Summary
+#
+# * ARMED = a conventional FE network made blind to the cluster by an adversary, plus
+#   Bayesian per-cluster random effects added on the logit.
+# * On seen clusters of the confounded spirals, the random effects buy a few points of
+#   accuracy over the MLP; the FE network alone ($z = 0$) is back at the MLP's level.
+# * The adversary lowers the FE network's reliance on the cluster-identifying probes;
+#   the cluster information moves into the random intercept, which recovers each
+#   cluster's class balance, while a random slope tracks the spiral's radius.
+# * On MathAchieve, ARMED beats the MLP on seen schools and is level with the classic
+#   linear mixed model, whose school effects it reproduces.
+#
+# Next: **07** evaluates all of these models on clusters they never saw, where ARMED
+# needs a z-predictor to decide which random effects to apply.
+#
+# **References.** K. P. Nguyen, A. H. Treacher, A. A. Montillo. *Adversarially-regularized
+# mixed effects deep learning (ARMED) models for improved interpretability, performance,
+# and generalization on clustered data.* IEEE TPAMI 45(7):8081-8093 (2023),
+# doi:10.1109/TPAMI.2023.3234291. S. W. Raudenbush, A. S. Bryk. *Hierarchical Linear
+# Models*, 2nd ed., Sage (2002).
+
+# %%
+out_dir.mkdir(parents=True, exist_ok=True)
+scores.to_csv(out_dir / "spirals_seen_scores.csv", index=False)
+scores_m.to_csv(out_dir / "math_seen_scores.csv", index=False)
+re.assign(radius=truth["radius"], class1_share=class1_share).to_csv(out_dir / "spiral_random_effects.csv")
+with open(out_dir / "metrics.json", "w") as fh:
+    json.dump({k: float(v) for k, v in results.items()}, fh, indent=2, sort_keys=True)
+print(f"wrote {len(results)} metrics and {len(list(out_dir.iterdir()))} files")
