@@ -217,6 +217,23 @@ def _check_xyg(X, y, groups, classifier: bool):
     return Xa, y, g, names
 
 
+def _seen_cluster_codes(index: pd.Index, groups, n: int, owner: str) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of ``groups`` in the fitted clusters ``index`` (-1 if unseen) and the seen mask.
+
+    Samples of clusters not seen in training (or all, when ``groups`` is None) get fixed
+    effects only, with a warning that counts them.
+    """
+    codes = np.full(n, -1) if groups is None else index.get_indexer(check_groups(groups, n, fitting=False))
+    seen = codes >= 0
+    if not seen.all():
+        warnings.warn(
+            f"{owner}: {int((~seen).sum())} sample(s) without a cluster seen in training; fixed effects only",
+            UserWarning,
+            stacklevel=3,
+        )
+    return codes, seen
+
+
 class MixedLMRegressor(RegressorMixin, BaseEstimator):
     """Linear mixed model (statsmodels ``MixedLM``): random intercept, optional random slopes.
 
@@ -311,19 +328,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         check_n_columns(Xa, self.n_features_in_)
         exog, exog_re = self._designs(Xa)
         pred = exog @ self.fe_params_.to_numpy()
-        if groups is None:
-            codes = np.full(len(Xa), -1)
-        else:
-            codes = self.random_effects_.index.get_indexer(
-                check_groups(groups, len(Xa), fitting=False)
-            )
-        seen = codes >= 0
-        if not seen.all():
-            warnings.warn(
-                f"MixedLMRegressor: {int((~seen).sum())} sample(s) without a cluster seen in training; fixed effects only",
-                UserWarning,
-                stacklevel=2,
-            )
+        codes, seen = _seen_cluster_codes(self.random_effects_.index, groups, len(Xa), "MixedLMRegressor")
         b = self.random_effects_.to_numpy()
         pred[seen] += (exog_re[seen] * b[codes[seen]]).sum(1)
         return pred
@@ -407,20 +412,7 @@ class BayesMixedGLMClassifier(ClassifierMixin, BaseEstimator):
         check_n_columns(Xa, self.n_features_in_)
         Xs = self.scaler_.transform(Xa) if self.scaler_ is not None else Xa
         logit = self.fe_mean_.iloc[0] + Xs @ self.fe_mean_.iloc[1:].to_numpy()
-        codes = (
-            np.full(len(Xa), -1)
-            if groups is None
-            else pd.Index(self.groups_).get_indexer(
-                check_groups(groups, len(Xa), fitting=False)
-            )
-        )
-        seen = codes >= 0
-        if not seen.all():
-            warnings.warn(
-                f"BayesMixedGLMClassifier: {int((~seen).sum())} sample(s) without a cluster seen in training; fixed effects only",
-                UserWarning,
-                stacklevel=2,
-            )
+        codes, seen = _seen_cluster_codes(pd.Index(self.groups_), groups, len(Xa), "BayesMixedGLMClassifier")
         logit[seen] += self.random_effects_["intercept"].to_numpy()[codes[seen]]
         return logit
 
