@@ -33,7 +33,7 @@
 seed = 0  # seeds the simulator, the folds and every network
 device = "auto"  # torch device of the networks: "auto" picks a GPU when one is visible
 n_clusters = 10  # spiral clusters (ARMED uses 10)
-n_per_cluster = 200  # points per spiral cluster (ARMED uses 1000; the paper profile does)
+n_per_cluster = 300  # points per spiral cluster (ARMED uses 1000; the paper profile does)
 n_folds = 5  # GroupKFold folds on the spirals: 2 of the 10 clusters held out per fold
 n_folds_math = 3  # GroupKFold folds on MathAchieve: about 53 of the 160 schools held out per fold
 epochs = 100  # most training epochs of each network (early stopping usually ends sooner)
@@ -80,10 +80,12 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # |---|---|
 # | MLP, domain-adversarial MLP | unchanged: they never use the cluster |
 # | cluster-input MLP | the one-hot cluster input is all zeros — an input it never saw in training |
-# | mixed-effects MLP, logistic mixed model | fixed effects only (random effects 0) |
+# | mixed-effects MLP (no adversary) | as ARMED with the z-predictor (below) |
+# | logistic mixed model | fixed effects only (random intercept 0) |
 # | ARMED, $z = 0$ | fixed effects only: $\operatorname{logit}\hat y = f(x)$ |
 # | ARMED, random $z$ | the random effects of a seen cluster drawn at random (an ablation) |
-# | **ARMED, z-predictor** | $\hat z = g(x)$, soft memberships over the seen clusters |
+# | **ARMED, z-predictor** | $\hat z = g(x)$, soft memberships over the seen clusters, pooled over the new cluster's samples |
+# | ARMED, z-predictor per sample | the same without pooling (the paper's rule) |
 #
 # The **z-predictor** $g$ is a separate classifier trained on the seen clusters to
 # predict a sample's cluster from its features (perslib fits an MLP alongside ARMED,
@@ -96,8 +98,22 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 #
 # "this sample looks like clusters 3 and 7, so borrow their corrections". If $\hat z$ is
 # spread evenly, the weighted effects average to about zero and the prediction is close
-# to the FE-only one. `predict(X, groups=g)` does this automatically for clusters not
-# seen in training (`z="auto"`); `z="zpredictor"`, `"zero"` and `"random"` force a choice.
+# to the FE-only one.
+#
+# **Pooling over the new cluster.** One sample says little about where it comes from. But
+# a new cluster usually arrives with a label of its own (a new hospital's patients are
+# known to share the hospital), and then the evidence of all its samples can be pooled
+# into one membership vector for the whole cluster $c$:
+#
+# $$\hat z_c = \operatorname{softmax}\Big(\tfrac{1}{n_c}\textstyle\sum_{i \in c} \log g(x_i)\Big),$$
+#
+# the normalised geometric mean of the samples' vectors — the posterior over "which seen
+# cluster is it like" given all $n_c$ samples, each sample's evidence weighted $1/n_c$.
+# Clusters that every sample points to gain weight; the labels $y$ of the new cluster are
+# never used. This is perslib's default (`unseen_pooling="geometric"`); the paper applied
+# $g$ to each sample on its own (`unseen_pooling="none"`, or a prediction without
+# `groups`). `predict(X, groups=g)` does all this automatically for clusters not seen in
+# training (`z="auto"`); `z="zpredictor"`, `"zero"` and `"random"` force a choice.
 
 # %% [markdown]
 # ## 2. Spirals: leave clusters out
@@ -106,8 +122,9 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # 10 clusters out of each training set; the models train on the other 8 and are scored
 # on the held-out two. The models are those of notebook 04 (the mixed-effects networks
 # with random slopes on the last hidden layer, `slopes="nonlinear"`). Sizes are cut
-# further for the CPU budget (200 points per cluster, as five folds are fitted); the
-# paper profile runs 1000 points and leave-one-cluster-out (10 folds).
+# further for the CPU budget (300 points per cluster, as five folds are fitted); the
+# paper profile runs 1000 points and leave-one-cluster-out (10 folds). The variants
+# "per sample", "z = 0" and "random z" are predictions of the same fitted ARMED models.
 
 # %%
 X, y, groups, truth = data.make_spirals(n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True,
@@ -121,7 +138,8 @@ models = {
     "ARMED, z-predictor": ARMEDClassifier(slopes="nonlinear", **net),
     "logistic mixed model": BayesMixedGLMClassifier(),
 }
-z_choices = {"ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
+z_choices = {"ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
+             "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
              "ARMED, random z": ("ARMED, z-predictor", {"z": "random"})}
 scores, fitted = cross_validate_models(models, X, y, groups, GroupKFold(n_folds), variants=z_choices,
                                        n_jobs=n_jobs, return_estimators=True)
@@ -136,10 +154,11 @@ table = table.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False
 print(f"unseen clusters, GroupKFold({n_folds}) (mean and 95% interval over folds):")
 print(table.round(2).to_string())
 acc = summary.xs("accuracy", level="metric")["mean"]
-print(f"ARMED with z-predictor - MLP accuracy: {acc['ARMED, z-predictor'] - acc['MLP']:+.2f}")
-print(f"ARMED with z-predictor - ARMED with z = 0: {acc['ARMED, z-predictor'] - acc['ARMED, z = 0 (FE only)']:+.2f}")
+for other in ["MLP", "ARMED, z-predictor per sample", "ARMED, z = 0 (FE only)"]:
+    print(f"ARMED with pooled z-predictor - {other}: {acc['ARMED, z-predictor'] - acc[other]:+.3f}")
 assert acc["ARMED, z-predictor"] > acc["ARMED, random z"], "a guessed cluster should beat a random one"
-assert acc["ARMED, z-predictor"] > acc["MLP"] - 0.03, "the z-predictor should keep ARMED close to the MLP or above"
+assert acc["ARMED, z-predictor"] > acc["ARMED, z-predictor per sample"], "pooling over the cluster should help"
+assert acc["ARMED, z-predictor"] >= acc["MLP"] - 0.005, "with pooling, ARMED should match the MLP or beat it"
 assert acc["logistic mixed model"] < acc["MLP"] - 0.1, "a linear FE part cannot follow the spirals"
 results.update({f"unseen {m} {k}": v for (m, k), v in summary["mean"].items()})
 
@@ -156,75 +175,105 @@ plotting.save_figure(fig, out_dir, "unseen_clusters_scores");
 # differences *within* a fold (the same held-out clusters) are more telling than the
 # intervals suggest.
 #
-# **What to conclude.** On new clusters nobody has the right random effects, and the
-# advantage that ARMED and the other cluster-aware models had on seen clusters
-# (notebook 04) disappears. Within ARMED, the order is the teachable part: a *random*
-# seen cluster's corrections hurt; the z-predictor's soft mix of the seen clusters
-# avoids that loss and lands about where the FE network alone ($z = 0$) does. The
-# project's target is ARMED with the z-predictor at or above the conventional MLP; the
-# printed difference says where this run is (about level). The cluster-input MLP meets
-# an all-zero cluster input it never saw in training and falls behind the MLP.
+# **What to conclude.** On new clusters nobody has the right random effects, and most of
+# the advantage that ARMED had on seen clusters (notebook 04) disappears. Within ARMED,
+# the order is the teachable part: a *random* seen cluster's corrections hurt; the
+# z-predictor applied to each sample on its own (the paper's rule) lands about where
+# the FE network alone ($z = 0$) does, a little below the MLP; **pooled over the new
+# cluster's samples it comes out on top** (about 2 points above the MLP in this run).
+# The MLP gets its edge on new clusters from the probes, which do carry a new cluster's
+# class balance; ARMED's FE network is trained not to use them, and the random
+# intercepts it borrows through the pooled memberships give that information back, for
+# the whole cluster at once. The mixed-effects MLP without adversary borrows the same
+# way. The cluster-input MLP meets an all-zero cluster input it never saw in training
+# and falls behind the MLP. The folds scatter widely, so read the fold-wise differences
+# in the plot; `benchmarks/README.md` has the same comparison at the paper's size (1000
+# points per cluster): pooled ARMED 0.881, the MLP 0.863, per sample 0.852, ahead of the
+# MLP on every one of the five folds.
 
 # %% [markdown]
 # ## 3. Reading the z-predictor's soft memberships
 #
 # For every held-out sample the z-predictor returns a probability vector over the seen
-# clusters (`design_matrix(X, z="zpredictor")`). We collect them over all folds, so that
-# every cluster is held out once: in the heat map, row $k$ is held-out cluster $k$ (the
-# average over its samples) and column $j$ the weight on seen cluster $j$; blank cells are
-# clusters held out in the same fold (not available to the z-predictor). Rows and columns
-# are sorted by the cluster's class-0 share $\rho$ (the labels show ρ and the radius r).
-# **What to look at:** does a held-out cluster's weight sit near the diagonal, on seen
-# clusters with a similar class balance?
+# clusters: per sample with `design_matrix(X, z="zpredictor")`, pooled over each
+# held-out cluster when its labels are passed too (`groups=`). We collect both over all
+# folds, so that every cluster is held out once. In each heat map, row $k$ is held-out
+# cluster $k$ (left: the average of its samples' vectors; right: its pooled vector) and
+# column $j$ the weight on seen cluster $j$; blank cells are clusters held out in the
+# same fold (not available to the z-predictor). Rows and columns are sorted by the
+# cluster's class-0 share $\rho$ (the labels show ρ and the radius r). **What to look
+# at:** does a held-out cluster's weight sit near the diagonal, on seen clusters with a
+# similar class balance — and how much sharper is the pooled vector?
 
 # %%
-parts = []
+parts = {"per sample": [], "pooled": []}
 for f in range(n_folds):
     model, (_, test) = fitted[(f, "ARMED, z-predictor")], fitted[("splits", f)]
-    Z = pd.DataFrame(model.design_matrix(X.iloc[test], z="zpredictor"), columns=model.groups_)
-    parts.append(Z.reindex(columns=truth.index).assign(cluster=groups[test]))  # NaN: not seen in this fold
-memberships = pd.concat(parts, ignore_index=True)
+    for how, g in [("per sample", None), ("pooled", groups[test])]:
+        Z = pd.DataFrame(model.design_matrix(X.iloc[test], groups=g, z="zpredictor"), columns=model.groups_)
+        parts[how].append(Z.reindex(columns=truth.index).assign(cluster=groups[test]))  # NaN: not in this fold
+memberships = {how: pd.concat(p, ignore_index=True) for how, p in parts.items()}
 by_rho = list(truth.sort_values("class0_ratio").index)
 names = {k: f"{k} (ρ {truth.loc[k, 'class0_ratio']:.2f}, r {truth.loc[k, 'radius']:.2f})" for k in truth.index}
-fig = plotting.plot_soft_memberships(memberships[list(truth.index)], memberships["cluster"].map(names),
-                                     columns=list(truth.index), row_order=[names[k] for k in by_rho],
-                                     column_order=by_rho, xlabel="seen cluster (sorted by class-0 share ρ)")
+fig, axes = plt.subplots(1, 2, figsize=(15, 5.2), layout="constrained", sharey=True)
+for ax, (how, M) in zip(axes, memberships.items()):
+    plotting.plot_soft_memberships(M[list(truth.index)], M["cluster"].map(names), columns=list(truth.index),
+                                   row_order=[names[k] for k in by_rho], column_order=by_rho, ax=ax,
+                                   xlabel="seen cluster (sorted by class-0 share ρ)", title=f"z-predictor, {how}")
+axes[1].set_ylabel("")
 plotting.save_figure(fig, out_dir, "zpredictor_memberships");
 
 # %% [markdown]
 # In numbers: the membership-weighted class-0 share and radius of the seen clusters,
-# $\hat\rho = \sum_k \hat z_k \rho_k$ and $\hat r = \sum_k \hat z_k r_k$ (averaged over
-# the held-out cluster's samples), against the cluster's true values; and how
-# concentrated the memberships are, as the mean largest membership and the normalised
-# entropy $H(\hat z)/\log K$ (1 = spread evenly, 0 = all on one cluster).
+# $\hat\rho = \sum_k \hat z_k \rho_k$ and $\hat r = \sum_k \hat z_k r_k$: their
+# correlation with the held-out cluster's true values (cluster averages), and the
+# root-mean-square error of $\hat\rho$ *per sample* — the class balance that one
+# sample's prediction actually borrows. Also how concentrated the memberships are: the
+# mean largest membership and the normalised entropy $H(\hat z)/\log K$ (1 = spread
+# evenly, 0 = all on one cluster).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-Zs = memberships[list(truth.index)].fillna(0.0)
-K_seen = memberships[list(truth.index)].notna().sum(axis=1).to_numpy()
-member = pd.DataFrame({"cluster": memberships["cluster"], "rho_hat": Zs @ truth["class0_ratio"],
-                       "r_hat": Zs @ truth["radius"], "max": Zs.max(axis=1),
-                       "entropy": -(Zs * np.log(Zs.clip(lower=1e-12))).sum(axis=1) / np.log(K_seen)})
-member = member.groupby("cluster").mean().join(truth[["class0_ratio", "radius"]])
-r_rho = float(np.corrcoef(member["rho_hat"], member["class0_ratio"])[0, 1])
-r_rad = float(np.corrcoef(member["r_hat"], member["radius"])[0, 1])
-print(f"held-out clusters: r(weighted ρ of seen clusters, true ρ) = {r_rho:.2f}, "
-      f"r(weighted radius, true radius) = {r_rad:.2f}")
-print(f"mean largest membership {member['max'].mean():.2f}, normalised entropy {member['entropy'].mean():.2f}")
-assert r_rho > 0.7, "the z-predictor should place a new cluster among seen clusters of similar class balance"
-results.update(spiral_member_corr_rho=r_rho, spiral_member_corr_radius=r_rad,
-               spiral_member_max=member["max"].mean(), spiral_member_entropy=member["entropy"].mean())
+def membership_summary(M):
+    """Per held-out cluster: weighted ρ and radius of the seen clusters, largest membership, entropy."""
+    Zs = M[list(truth.index)].fillna(0.0)
+    K_seen = M[list(truth.index)].notna().sum(axis=1).to_numpy()
+    out = pd.DataFrame({"cluster": M["cluster"], "rho_hat": Zs @ truth["class0_ratio"], "r_hat": Zs @ truth["radius"],
+                        "max": Zs.max(axis=1), "entropy": -(Zs * np.log(Zs.clip(lower=1e-12))).sum(axis=1) / np.log(K_seen)})
+    out["sq_err_rho"] = (out["rho_hat"] - truth["class0_ratio"].reindex(out["cluster"]).to_numpy()) ** 2
+    return out.groupby("cluster").mean().join(truth[["class0_ratio", "radius"]])
+
+
+member = {how: membership_summary(M) for how, M in memberships.items()}
+for how, m in member.items():
+    r_rho = float(np.corrcoef(m["rho_hat"], m["class0_ratio"])[0, 1])
+    r_rad = float(np.corrcoef(m["r_hat"], m["radius"])[0, 1])
+    rmse = float(np.sqrt(m["sq_err_rho"].mean()))
+    print(f"{how:>10}: r(weighted ρ, true ρ) = {r_rho:.2f}, r(weighted radius, true radius) = {r_rad:.2f}, "
+          f"per-sample RMSE of weighted ρ {rmse:.3f}; "
+          f"mean largest membership {m['max'].mean():.2f}, normalised entropy {m['entropy'].mean():.2f}")
+    key = how.replace(" ", "_")
+    results.update({f"spiral_member_{key}_corr_rho": r_rho, f"spiral_member_{key}_corr_radius": r_rad,
+                    f"spiral_member_{key}_rmse_rho": rmse,
+                    f"spiral_member_{key}_max": m["max"].mean(), f"spiral_member_{key}_entropy": m["entropy"].mean()})
+assert results["spiral_member_per_sample_corr_rho"] > 0.7, "new clusters should sit among seen ones of similar balance"
+assert results["spiral_member_pooled_rmse_rho"] < results["spiral_member_per_sample_rmse_rho"], "pooling removes noise"
 
 # %% [markdown]
 # **How to read it.** The memberships are not "which cluster is this" — the true cluster
 # is not among the columns — but "which seen clusters does this sample resemble, *in the
 # features the z-predictor can see*". On the spirals those features are the probes,
 # which carry the class balance, and the spiral's extent. So a held-out cluster is placed
-# among seen clusters of similar class balance (the high correlation above), and
-# ARMED then borrows *their* random intercepts: a sensible guess of the new cluster's
-# class balance. The radius is transferred much less well. The entropy says how sure the
-# z-predictor is: memberships spread over several seen clusters mean the applied effect
-# is an average, close to zero, and ARMED behaves like its FE network.
+# among seen clusters of similar class balance (the high correlation above), and ARMED
+# then borrows *their* random intercepts: a sensible guess of the new cluster's class
+# balance. The radius is transferred much less well.
+#
+# Pooling does **not** make the vectors sharper — the pooled vector is a consensus, and
+# where samples point to different seen clusters of similar balance it spreads its
+# weight over all of them (higher entropy). What it removes is the sample-to-sample
+# noise: per sample, the borrowed class balance $\hat\rho$ misses the truth by the RMSE
+# printed above; pooled, every sample of the cluster borrows the same, better estimate.
+# That is where the accuracy gain of the pooled z-predictor comes from.
 
 # %% [markdown]
 # ## 4. MathAchieve: students of new schools
@@ -261,7 +310,8 @@ reg_models = {
 }
 scores_m, fitted_m = cross_validate_models(
     reg_models, Xm, ym, gm, GroupKFold(n_folds_math), n_jobs=n_jobs, return_estimators=True,
-    variants={"ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"})})
+    variants={"ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
+              "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"})})
 summary_m = summarize_folds(scores_m)
 print(f"{len(frame)} students; mean fit time per fold (s):",
       summary_m.xs("fit_time", level="metric")["mean"].round(1).to_dict())
@@ -271,11 +321,11 @@ print(f"{len(frame)} students; mean fit time per fold (s):",
 r2 = summary_m.xs("r2", level="metric")[["mean", "low", "high"]]
 print(f"held-out R² on students of unseen schools, GroupKFold({n_folds_math}) (mean and 95% interval):")
 print(r2.round(2).to_string())
-gap = r2.loc["ARMED, z-predictor", "mean"] - r2.loc["MLP", "mean"]
-gain_z = r2.loc["ARMED, z-predictor", "mean"] - r2.loc["ARMED, z = 0 (FE only)", "mean"]
-print(f"ARMED with z-predictor - MLP: {gap:+.2f}; z-predictor - z = 0: {gain_z:+.2f}")
-assert abs(gain_z) < 0.01, "the z-predictor should change almost nothing: it cannot tell schools apart"
-assert gap > -0.04, "on new schools ARMED's FE network should be about as good as the MLP"
+r2m = r2["mean"]
+for other in ["MLP", "ARMED, z-predictor per sample", "ARMED, z = 0 (FE only)"]:
+    print(f"ARMED with pooled z-predictor - {other}: {r2m['ARMED, z-predictor'] - r2m[other]:+.3f}")
+assert r2m["ARMED, z-predictor"] >= r2m["MLP"] - 0.005, "with pooling, ARMED should match the MLP on new schools"
+assert r2m["ARMED, z-predictor"] > r2m["ARMED, z-predictor per sample"], "pooling over the school should help"
 assert r2.loc["MLP + school covariates", "mean"] > r2.loc["MLP", "mean"] + 0.02, "school covariates help new schools"
 results.update({f"math unseen r2 {m}": v for m, v in r2["mean"].items()})
 
@@ -285,27 +335,33 @@ fig = plotting.plot_fold_scores(scores_m, "r2", reference="MLP",
 plotting.save_figure(fig, out_dir, "math_unseen_scores");
 
 # %% [markdown]
-# **Why the z-predictor cannot help here.** From a student's SES, sex and minority status
-# it has to guess the school. The memberships of held-out students are almost uniform:
+# **Why pooling matters here.** From one student's SES, sex and minority status the
+# z-predictor has to guess the school, and the memberships of single held-out students
+# are almost uniform. Pooled over a school's students they describe the school's
+# *composition* (its SES level, share of minority students, girls' or boys' school):
 
 # %%
 # NBVAL_CHECK_OUTPUT
 armed_m, (_, test_m) = fitted_m[(0, "ARMED, z-predictor")].estimator_, fitted_m[("splits", 0)]
-Zm = armed_m.design_matrix(Xm.iloc[test_m][hsb.features], z="zpredictor")
-ent_m = float((-(Zm * np.log(np.clip(Zm, 1e-12, None))).sum(axis=1) / np.log(Zm.shape[1])).mean())
-print(f"{Zm.shape[1]} seen schools: mean largest membership {Zm.max(axis=1).mean():.2f} "
-      f"(uniform {1 / Zm.shape[1]:.3f}), normalised entropy {ent_m:.2f}")
-assert ent_m > 0.8, "student features barely identify a school"
-results.update(math_member_entropy=ent_m, math_member_max=float(Zm.max(axis=1).mean()))
+for how, g in [("per student", None), ("pooled per school", gm[test_m])]:
+    Zm = armed_m.design_matrix(Xm.iloc[test_m][hsb.features], groups=g, z="zpredictor")
+    ent_m = float((-(Zm * np.log(np.clip(Zm, 1e-12, None))).sum(axis=1) / np.log(Zm.shape[1])).mean())
+    print(f"{how:>17}: {Zm.shape[1]} seen schools, mean largest membership {Zm.max(axis=1).mean():.3f} "
+          f"(uniform {1 / Zm.shape[1]:.3f}), normalised entropy {ent_m:.2f}")
+    results[f"math_member_entropy_{how.split()[0]}"] = ent_m
+assert results["math_member_entropy_per"] > 0.8, "one student's features barely identify a school"
 
 # %% [markdown]
-# **What to conclude.** For new schools ARMED with the z-predictor, ARMED with $z = 0$,
-# the MLP and MixedLM's fixed effects are all about equal: the school intercept, which
-# made the difference on seen schools (notebook 04), is unknown for a new school, and the
-# z-predictor, unable to tell schools apart from three student features, applies an
-# average of the seen schools' effects — about zero. What *does* carry over to a new
-# school is what we know about the school: the MLP with the school covariates as inputs
-# is clearly better. Personalized regression with the kNN rule uses the covariates only
+# **What to conclude.** The school intercept, which made the difference on seen schools
+# (notebook 04), is unknown for a new school. Per student, the z-predictor cannot tell
+# schools apart, and ARMED with it is no better than the MLP or MixedLM's fixed effects.
+# Pooled over the school's students, the (still diffuse) memberships weight seen schools
+# of similar composition, and their intercepts are a better guess of the new school's:
+# ARMED with the pooled z-predictor edges above the MLP (about +0.01 R²; in the
+# five-fold benchmark +0.006 on average, one fold of five below). The gain is small
+# because composition is only a weak proxy for what makes a school good. What carries
+# over to a new school much better is what we *know* about the school: the MLP with the
+# school covariates as inputs is clearly better. Personalized regression with the kNN rule uses the covariates only
 # to choose whose models to borrow; it stays around the MLP's level and varies more
 # between folds, because each borrowed per-student model is noisy (notebook 02). The
 # encoder, which maps the covariates to a model directly and is trained on all students,
@@ -321,11 +377,17 @@ results.update(math_member_entropy=ent_m, math_member_max=float(Zm.max(axis=1).m
 #   and the random effects of similar seen clusters are a good guess for the new one. On
 #   the spirals the probes reveal the class balance, the z-predictor places new clusters
 #   among seen clusters with a similar balance, and their random intercepts transfer.
-# * **It cannot help** when the features say nothing about the cluster (MathAchieve's
-#   student features): memberships are near uniform and ARMED falls back to its FE
-#   network — harmless, but no gain. It can **hurt** when the features point to the
-#   *wrong* clusters, e.g. a new site whose confounders resemble seen sites with
-#   different effects; the random-$z$ ablation shows how much wrong corrections cost.
+# * **Pool when you can.** If the new cluster's samples arrive together with a shared
+#   label, pass it (`predict(X, groups=new_site)`): the pooled membership averages out
+#   what single samples get wrong. Note what this means in practice: a sample's
+#   prediction then depends on the other samples of its cluster in the same call, so
+#   predict a new cluster's samples together (or pass `unseen_pooling="none"` to keep
+#   predictions sample by sample).
+# * **It cannot help much** when the features say little about the cluster
+#   (MathAchieve's student features): memberships stay diffuse and ARMED falls back
+#   towards its FE network. It can **hurt** when the features point to the *wrong*
+#   clusters, e.g. a new site whose confounders resemble seen sites with different
+#   effects; the random-$z$ ablation shows how much wrong corrections cost.
 # * Either way, ARMED's FE network is the safe floor for new clusters: trained against
 #   the adversary, it does not depend on cluster shortcuts. Cluster-level covariates, when
 #   they exist, are the better route to a new cluster (as the school covariates show).
@@ -339,7 +401,7 @@ results.update(math_member_entropy=ent_m, math_member_max=float(Zm.max(axis=1).m
 out_dir.mkdir(parents=True, exist_ok=True)
 scores.to_csv(out_dir / "spirals_unseen_scores.csv", index=False)
 scores_m.to_csv(out_dir / "math_unseen_scores.csv", index=False)
-member.to_csv(out_dir / "spiral_memberships_by_cluster.csv")
+pd.concat(member, names=["memberships"]).to_csv(out_dir / "spiral_memberships_by_cluster.csv")
 with open(out_dir / "metrics.json", "w") as fh:
     json.dump({k: float(v) for k, v in results.items()}, fh, indent=2, sort_keys=True)
 print(f"wrote {len(results)} metrics and {len(list(out_dir.iterdir()))} files")

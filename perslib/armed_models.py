@@ -33,7 +33,9 @@ Design choices
   ``adversary_mode="reversal"`` instead trains both in one backward pass through a
   gradient-reversal layer (switched off for a batch whose loss is at chance level).
 * **Unseen clusters**: a separate z-predictor (:class:`perslib.mlp.MLPClassifier` over
-  the seen clusters) gives soft ``z``; the RE then applies ``sum_k z_k mu_k``.
+  the seen clusters) gives soft ``z``; the RE then applies ``sum_k z_k mu_k``. The
+  samples of one new cluster (a shared label in ``groups``) get one pooled vector,
+  ``softmax(mean_i log z_i)`` (:func:`perslib.armed.pool_memberships`), by default.
 
 Defects of the official code that this implementation avoids (reference brief §10):
 P1 the generator term is *minus* the adversary's CE (tested by the sign of its gradient);
@@ -68,6 +70,7 @@ from perslib.armed import (
     generator_loss,
     grad_reverse,
     linear_mixed_refit,
+    pool_memberships,
 )
 from perslib.mlp import MLPClassifier
 from perslib.training import TrainConfig, split_validation, train_loop
@@ -157,6 +160,7 @@ class _ARMEDBase(BaseEstimator):
         kl_weight: float | str = "auto",
         refit: bool = True,
         unseen: str = "zpredictor",
+        unseen_pooling: str = "geometric",
         zpredictor_hidden: Sequence[int] = (32, 32),
         epochs: int = 100,
         batch_size: int = 64,
@@ -189,6 +193,7 @@ class _ARMEDBase(BaseEstimator):
         self.kl_weight = kl_weight
         self.refit = refit
         self.unseen = unseen
+        self.unseen_pooling = unseen_pooling
         self.zpredictor_hidden = zpredictor_hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -211,6 +216,11 @@ class _ARMEDBase(BaseEstimator):
         if self.unseen not in ("zpredictor", "fixed"):
             raise ValueError(
                 f"unseen must be 'zpredictor' or 'fixed', got {self.unseen!r}"
+            )
+        if self.unseen_pooling not in ("geometric", "arithmetic", "none"):
+            raise ValueError(
+                "unseen_pooling must be 'geometric', 'arithmetic' or 'none', "
+                f"got {self.unseen_pooling!r}"
             )
         if self.adversary_mode not in ("alternating", "reversal"):
             raise ValueError(
@@ -555,6 +565,22 @@ class _ARMEDBase(BaseEstimator):
         ``"zero"`` / ``"fixed"``: all zeros (FE-only prediction). ``"random"``: a random
         one-hot row per sample (ablation). ``"zpredictor"``: the z-predictor for every
         row. An array (n, K) is used as given.
+
+        With the z-predictor, rows that share a cluster label are pooled into one
+        membership vector per cluster (``unseen_pooling``, see
+        :func:`perslib.armed.pool_memberships`): a sample's prediction then depends on
+        the other samples of its cluster passed in the same call. Rows without a label
+        (or ``groups=None``, or ``unseen_pooling="none"``) keep their own vector.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, p)
+        groups : array-like of shape (n,), optional
+        z : {"auto", "zero", "fixed", "random", "zpredictor"} or array of shape (n, K)
+
+        Returns
+        -------
+        ndarray of shape (n, K)
         """
         check_is_fitted(self, "net_")
         Xa = self._validate_X(X, fitting=False)
@@ -570,7 +596,8 @@ class _ARMEDBase(BaseEstimator):
             rng = np.random.default_rng(self._rng_seed)
             return np.eye(K)[rng.integers(K, size=n)]
         if z == "zpredictor":
-            return self._zpredict(Xa)
+            g = None if groups is None else check_groups(groups, n, fitting=False)
+            return self._zpredict(Xa, g)
         if z != "auto":
             raise ValueError(
                 f"z must be 'auto', 'zero', 'random', 'zpredictor' or an array, got {z!r}"
@@ -600,13 +627,19 @@ class _ARMEDBase(BaseEstimator):
                 stacklevel=3,
             )
             if self.zpredictor_ is not None:
-                Z[~seen] = self._zpredict(Xa[~seen])
+                Z[~seen] = self._zpredict(
+                    Xa[~seen], None if groups is None else g[~seen]
+                )
         return Z
 
-    def _zpredict(self, Xa: np.ndarray) -> np.ndarray:
+    def _zpredict(self, Xa: np.ndarray, groups=None) -> np.ndarray:
         if self.zpredictor_ is None:
             return np.zeros((len(Xa), self.n_clusters_))
-        return self.zpredictor_.predict_proba(Xa)
+        P = self.zpredictor_.predict_proba(Xa)
+        pooling = getattr(self, "unseen_pooling", "none")  # models saved before it existed
+        if groups is None or pooling == "none":
+            return P
+        return pool_memberships(P, groups, how=pooling)
 
     def _output(self, X, groups, z, which: str = "mixed") -> np.ndarray:
         Z = self.design_matrix(X, groups, z)
@@ -672,7 +705,18 @@ class ARMEDClassifier(ClassifierMixin, _ARMEDBase):
         means have converged (MathAchieve: intercept s.d. 1.37 against MixedLM's 1.90;
         after the refit 1.83).
     unseen : {"zpredictor", "fixed"}, default="zpredictor"
-        Strategy for clusters not seen in training.
+        Strategy for clusters not seen in training: the z-predictor's soft memberships
+        over the training clusters (their random effects mixed accordingly), or z = 0
+        (fixed effects only).
+    unseen_pooling : {"geometric", "arithmetic", "none"}, default="geometric"
+        How the z-predictor's per-sample memberships are combined over the samples of
+        one unseen cluster passed to ``predict`` together (their ``groups`` label):
+        ``"geometric"`` pools their log-probabilities, ``"arithmetic"`` averages them,
+        ``"none"`` uses each sample's own vector (the paper's procedure). Pooling uses
+        the cluster's covariates only, never its labels. Measured on the confounded
+        spirals (``GroupKFold(5)``, 1000 points per cluster): accuracy on unseen
+        clusters 0.881 (geometric), 0.873 (arithmetic), 0.852 (none), against 0.863 for
+        the conventional MLP; MathAchieve R^2 0.160, 0.156, 0.152 against 0.154.
     zpredictor_hidden : sequence of int, default=(32, 32)
     epochs, batch_size, lr, val_fraction, patience
         Training loop settings (Adam; early stopping on the validation mixed loss).

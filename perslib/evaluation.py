@@ -83,7 +83,7 @@ def _rows(X, idx):
 def _scores(estimator, X, y, groups, task: str, kwargs: dict) -> dict:
     """Test-fold scores of one fitted estimator (``kwargs`` go to predict / predict_proba)."""
     pass_groups = groups is not None and _accepts(estimator.predict, "groups")
-    kw = dict(kwargs, groups=groups) if pass_groups else dict(kwargs)
+    kw = {"groups": groups, **kwargs} if pass_groups else dict(kwargs)  # a variant may override groups
     with warnings.catch_warnings():  # held-out clusters: the estimators say so on every call
         warnings.filterwarnings("ignore", message=".*seen in training.*", category=UserWarning)
         pred = np.asarray(estimator.predict(X, **kw))
@@ -159,7 +159,8 @@ def cross_validate_models(
     variants : mapping of str to (str, mapping), optional
         Extra predictions of a fitted model: ``{"ARMED, z = 0": ("ARMED", {"z": "zero"})}``
         scores ``predict(X, groups=..., z="zero")`` of the fitted "ARMED" model under the
-        name "ARMED, z = 0" (no extra fit).
+        name "ARMED, z = 0" (no extra fit). A ``"groups"`` entry replaces the test
+        fold's cluster labels (``{"groups": None}``: predict as if they were unknown).
     on_fold : callable, optional
         ``on_fold(name, fitted_estimator, train_idx, test_idx) -> {metric: value}``,
         called once per model and fold; its numbers join the table (e.g. feature

@@ -16,6 +16,7 @@ from perslib.armed import (
     generator_loss,
     grad_reverse,
     linear_mixed_refit,
+    pool_memberships,
 )
 from perslib.armed_models import (
     ARMEDClassifier,
@@ -285,11 +286,20 @@ def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
         p = fitted_clf.predict_proba(X.iloc[:10], groups=new)
     assert np.isfinite(p).all()
     Z = fitted_clf.zpredictor_.predict_proba(X.iloc[:10].to_numpy())
+    Zp = pool_memberships(Z, new)  # the five "elsewhere" rows pooled, the None rows not
+    assert np.allclose(Zp[5:], Z[5:]) and np.allclose(Zp[:5], Zp[0])
     with pytest.warns(UserWarning):
         d = fitted_clf.decision_function(X.iloc[:10], groups=new)
     assert np.allclose(
-        d, fitted_clf.decision_function(X.iloc[:10], z=Z), atol=1e-6
+        d, fitted_clf.decision_function(X.iloc[:10], z=Zp), atol=1e-6
     )  # soft z from the z-predictor
+    per_sample = fitted_clf.set_params(unseen_pooling="none")
+    try:
+        with pytest.warns(UserWarning):
+            d = per_sample.decision_function(X.iloc[:10], groups=new)
+    finally:
+        fitted_clf.set_params(unseen_pooling="geometric")
+    assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Z), atol=1e-6)
     with pytest.warns(UserWarning, match="groups not given"):
         fitted_clf.predict(X.iloc[:3])
     fixed = ARMEDClassifier(unseen="fixed", random_state=0, **dict(FAST, epochs=2)).fit(
@@ -507,3 +517,55 @@ def test_refit_ridge_tames_nearly_collinear_features():
     np.testing.assert_allclose(tight["beta"][1:], [1.0, 1.0], atol=0.1)  # the effect 2 shared
     # the random intercepts are untouched by the penalty on beta
     assert np.corrcoef(tight["mu"][:, 0], u)[0, 1] > 0.9
+
+
+def test_pool_memberships_closed_forms():
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(4), size=7)
+    g = np.array(["a", "a", "a", "b", "b", None, np.nan], dtype=object)
+    geo = pool_memberships(P, g)
+    root = np.prod(P[:3], axis=0) ** (1 / 3)  # normalized geometric mean of the rows
+    assert np.allclose(geo[:3], root / root.sum())
+    assert np.allclose(geo[5:], P[5:])  # unlabelled rows are left alone
+    assert np.allclose(geo.sum(axis=1), 1.0)
+    ari = pool_memberships(P, g, how="arithmetic")
+    assert np.allclose(ari[3:5], P[3:5].mean(axis=0))
+    one = np.eye(4)[[2, 2]]  # agreeing one-hot rows stay one-hot
+    assert np.allclose(pool_memberships(one, ["x", "x"]), one)
+    with pytest.raises(ValueError, match="groups has 2 labels"):
+        pool_memberships(P, ["a", "b"])
+    with pytest.raises(ValueError, match="how must be"):
+        pool_memberships(P, g, how="median")
+    with pytest.raises(ValueError, match="proba must"):
+        pool_memberships(-P, g)
+
+
+def test_pooled_zpredictor_helps_on_new_clusters():
+    """New clusters whose intercept b_k = 1.5 c_k follows a cluster-level covariate seen
+    per sample with noise (site ~ N(c_k, 0.7^2)): pooling the z-predictor's memberships
+    over each new cluster's samples predicts better than per-sample memberships, which
+    beat z = 0 (truth: the simulated targets)."""
+    rng = np.random.default_rng(0)
+    K, n_per = 30, 50
+    c = rng.uniform(-2, 2, K)
+    b = 1.5 * c + rng.normal(0, 0.2, K)
+    g = np.repeat(np.arange(K), n_per)
+    X = rng.normal(size=(len(g), 2))
+    site = c[g] + rng.normal(0, 0.7, len(g))
+    y = 2 * X[:, 0] - X[:, 1] + b[g] + rng.normal(0, 0.5, len(g))
+    X = np.column_stack([X, site])
+    new = g >= 20  # 10 clusters never seen in training
+    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=60)).fit(
+        X[~new], y[~new], groups=g[~new]
+    )
+    Zp = m.design_matrix(X[new], groups=g[new], z="zpredictor")
+    assert all(np.allclose(Zp[g[new] == k], Zp[g[new] == k][0]) for k in range(20, K))
+
+    def mse(pred):
+        return float(np.mean((pred - y[new]) ** 2))
+
+    with pytest.warns(UserWarning, match="not seen in training"):
+        pooled = mse(m.predict(X[new], groups=g[new]))
+    per_sample = mse(m.predict(X[new], z="zpredictor"))  # no groups: nothing to pool
+    fixed_only = mse(m.predict(X[new], z="zero"))
+    assert pooled < 0.85 * per_sample < 0.85 * fixed_only

@@ -46,7 +46,7 @@ class GroupRecorder(ClassifierMixin, BaseEstimator):
         return self
 
     def predict(self, X, groups=None, flip=False):
-        self.predict_groups_ = set(np.asarray(groups).tolist())
+        self.predict_groups_ = None if groups is None else set(np.asarray(groups).tolist())
         label = self.classes_[self.classes_ != self.majority_][0] if flip else self.majority_
         return np.full(len(X), label)
 
@@ -113,6 +113,15 @@ def test_variants_score_extra_predictions_of_the_same_fit(clf_data):
     assert acc.min() > 0.45
     assert len(_values(scores, "maj, flipped", "fit_time")) == 0  # no extra fit
     assert scores["model"].unique().tolist() == ["maj", "maj, flipped"]
+
+
+def test_a_variant_can_replace_the_test_groups(clf_data):
+    X, y, g = clf_data
+    last = []
+    cross_validate_models({"rec": GroupRecorder()}, X, y, g, GroupKFold(3),
+                          variants={"rec, no groups": ("rec", {"groups": None})},
+                          on_fold=lambda n, est, tr, te: last.append(est.predict_groups_))
+    assert last == [None] * 3  # the variant's predict calls (made after the model's) saw no groups
 
 
 def test_parallel_folds_give_the_same_scores(clf_data):
