@@ -637,6 +637,11 @@ class _ARMEDBase(BaseEstimator):
             return np.zeros((len(Xa), self.n_clusters_))
         P = self.zpredictor_.predict_proba(Xa)
         pooling = getattr(self, "unseen_pooling", "none")  # models saved before it existed
+        if pooling not in ("geometric", "arithmetic", "none"):  # set_params after fit
+            raise ValueError(
+                "unseen_pooling must be 'geometric', 'arithmetic' or 'none', "
+                f"got {pooling!r}"
+            )
         if groups is None or pooling == "none":
             return P
         return pool_memberships(P, groups, how=pooling)

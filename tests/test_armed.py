@@ -300,6 +300,9 @@ def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
     finally:
         fitted_clf.set_params(unseen_pooling="geometric")
     assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Z), atol=1e-6)
+    bad = pickle.loads(pickle.dumps(fitted_clf)).set_params(unseen_pooling="median")
+    with pytest.raises(ValueError, match="unseen_pooling"):
+        bad.design_matrix(X.iloc[:10], groups=new, z="zpredictor")
     with pytest.warns(UserWarning, match="groups not given"):
         fitted_clf.predict(X.iloc[:3])
     fixed = ARMEDClassifier(unseen="fixed", random_state=0, **dict(FAST, epochs=2)).fit(
@@ -399,6 +402,8 @@ def test_bad_parameters_and_predict_inputs(fitted_clf, spirals):
     X, y, g, _ = spirals
     with pytest.raises(ValueError, match="slopes"):
         ARMEDClassifier(slopes="quadratic").fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="unseen_pooling"):
+        ARMEDClassifier(unseen_pooling="median").fit(X, y, groups=g)
     with pytest.raises(ValueError, match="groups has"):
         fitted_clf.predict(X, groups=g[:-1])
     with pytest.raises(ValueError, match="X contains NaN"):
