@@ -1,7 +1,7 @@
 # perslib — two commands do everything on a fresh machine (Python >= 3.10 with pip and venv):
 #   make run    set up .venv, then execute every notebook with papermill into build/ (ipynb + HTML)
 #   make test   set up .venv, then run the whole test suite
-# Other targets: make smoke, make lab, make test-portable, make test-gpu, make notebooks (refresh the
+# Other targets: make smoke, make lab, make lint, make test-portable, make test-gpu, make notebooks (refresh the
 # committed .ipynb), make expected (re-measure the notebooks' reference figures), make clean.
 
 SHELL := /bin/bash
@@ -32,7 +32,7 @@ PYTEST := PERSLIB_PROGRESS=0 MPLBACKEND=Agg $(BIN)/python -m pytest
 # MKL limited to SSE4.2. Trained figures then differ in their last digits, as on other machines.
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2
 
-.PHONY: help setup run smoke test test-portable test-gpu lab notebooks expected clean
+.PHONY: help setup run smoke lint test test-portable test-gpu lab notebooks expected clean
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -53,7 +53,12 @@ run: setup
 smoke: setup
 	PERSLIB_PROGRESS=0 $(BIN)/python -m perslib.reports --profile smoke --out build/smoke
 
-test: setup
+# Style: ruff's lint rules and formatter (pyproject.toml [tool.ruff]); make test runs it first.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
 	$(PYTEST) -m "not gpu" tests $(PYTEST_ARGS)
 
 # The unit tests and the default-run notebook checks again, on other floating-point kernels.

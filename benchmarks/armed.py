@@ -34,7 +34,7 @@ memberships pooled over each held-out cluster's samples: ``unseen_pooling="geome
 ``score_sample`` (unseen tasks) the z-predictor applied to each sample on its own, as in
 the paper (``z="zpredictor"`` without ``groups``); ``score_z0`` the FE-only prediction
 (``z="zero"``); ``probe_imp`` / ``x_imp`` the mean
-input-gradient importance (:func:`perslib.armed_models.feature_importance`, random
+input-gradient importance (:func:`perslib.armed.feature_importance`, random
 effects off) of the probes / of x1, x2; ``re_sd`` the learned random-intercept s.d. (y
 units); ``epoch_s`` the training time per epoch (fit time / epochs for the MLP, the
 training loop's own timing for ARMED). The markdown table gives mean ± s.d. over folds
@@ -61,10 +61,10 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perslib.armed_baselines import MixedLMRegressor
-from perslib.armed_models import (
+from perslib.armed import (
     ARMEDClassifier,
     ARMEDRegressor,
+    MixedLMRegressor,
     feature_importance,
 )
 from perslib.data import load_math_achievement, make_spirals
@@ -144,10 +144,10 @@ def run_task(task: str, n_folds: int, folds, slopes, reps: int = 3) -> list[dict
                 warnings.simplefilter("ignore")  # unseen clusters warn by design
                 Xte = X.iloc[te]
 
-                def score(pred):  # accuracy on the spirals, R^2 on MathAchieve
+                def score(pred, truth=y[te]):  # accuracy on the spirals, R^2 on MathAchieve
                     if task.startswith("spirals"):
-                        return float(np.mean(pred == y[te]))
-                    return float(r2_score(y[te], pred))
+                        return float(np.mean(pred == truth))
+                    return float(r2_score(truth, pred))
 
                 row["score"] = score(model.predict(Xte, groups=g[te]))
                 if name.startswith("armed"):
@@ -251,9 +251,7 @@ def main(argv=None) -> None:
     folds = args.folds if args.folds else list(range(args.n_folds))
     rows = []
     for task in args.tasks:
-        rows += run_task(
-            task, args.n_folds, folds, args.spiral_slopes, args.timing_reps
-        )
+        rows += run_task(task, args.n_folds, folds, args.spiral_slopes, args.timing_reps)
     df = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)

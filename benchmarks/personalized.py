@@ -14,7 +14,7 @@ runs every method in its own child process (``--_worker``), so that each fit's p
 resident memory (``ru_maxrss`` of that child, from ``os.wait4``) is its own and not
 inflated by earlier fits. The child loads the data, fits, and writes back the estimated
 training parameters, the test parameters predicted from the test covariates only, and the
-test predictions; the parent scores them with :func:`perslib.metrics.parameter_mse`.
+test predictions; the parent scores them with :func:`perslib.evaluation.parameter_mse`.
 
 Methods
     population      one ridge regression (``PopulationRegressor``): the floor to beat
@@ -85,12 +85,10 @@ def _worker(args) -> None:
     # whichever library creates it. It is a once-per-process cost, not part of fitting: pay it here,
     # before the clock starts, for every method alike.
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-    base_kb = resource.getrusage(
-        resource.RUSAGE_SELF
-    ).ru_maxrss  # imports + data, before the fit
+    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports + data, before the fit
     if args.method in PERSLIB_METHODS:
         from perslib import PersonalizedRegressor
-        from perslib.baselines import PopulationRegressor
+        from perslib.personalized import PopulationRegressor
 
         if args.method == "population":
             model = PopulationRegressor()
@@ -119,9 +117,7 @@ def _worker(args) -> None:
         k = args.ctx_archetypes if args.method == "contextualized" else 0
         model = ContextualizedRegressor(num_archetypes=k)
         cwd = os.getcwd()
-        os.chdir(
-            tempfile.mkdtemp(prefix="ctx_bench_")
-        )  # Lightning writes ./lightning_logs checkpoints
+        os.chdir(tempfile.mkdtemp(prefix="ctx_bench_"))  # Lightning writes ./lightning_logs checkpoints
         try:
             t0, c0 = time.perf_counter(), time.process_time()
             model.fit(C, X, y[:, None], max_epochs=args.ctx_epochs)
@@ -135,9 +131,7 @@ def _worker(args) -> None:
         pred_test = np.asarray(model.predict(Ct, Xt)).reshape(-1)
         out["epochs"] = ""
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    np.savez(
-        args.result, coef_train=coef_train, coef_test=coef_test, pred_test=pred_test
-    )
+    np.savez(args.result, coef_train=coef_train, coef_test=coef_test, pred_test=pred_test)
     out.update(fit_s=fit_s, base_mb=base_kb / 1024, peak_in_child_mb=peak_kb / 1024)
     Path(args.result + ".json").write_text(json.dumps(out))
 
@@ -226,18 +220,10 @@ def machine_info(threads: int) -> str:
         f"python {platform.python_version()}, torch {torch.__version__}, torch threads {threads}, os.cpu_count() {os.cpu_count()}"
     ]
     try:
-        info.append(
-            Path("/proc/cpuinfo")
-            .read_text()
-            .split("model name")[1]
-            .split("\n")[0]
-            .strip(": \t")
-        )
+        info.append(Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t"))
         mem_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
         info.append(f"RAM {mem_kb / 2**20:.1f} GiB")
-        info.append(
-            "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        )
+        info.append("load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3]))
     except (OSError, IndexError, ValueError):
         pass
     return "; ".join(info)
@@ -268,15 +254,9 @@ def main(argv=None) -> int:
         help="seed of the training data and the fits (test data: seed + 1)",
     )
     p.add_argument("--n-test", type=int, default=1000, help="test samples")
-    p.add_argument(
-        "--n-features", type=int, default=5, help="p of make_personalized_regression"
-    )
-    p.add_argument(
-        "--threads", type=int, default=1, help="torch.set_num_threads in every fit"
-    )
-    p.add_argument(
-        "--rank", type=int, default=4, help="latent dimension q of the low-rank models"
-    )
+    p.add_argument("--n-features", type=int, default=5, help="p of make_personalized_regression")
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every fit")
+    p.add_argument("--rank", type=int, default=4, help="latent dimension q of the low-rank models")
     p.add_argument(
         "--ctx-epochs",
         type=int,
@@ -311,12 +291,8 @@ def main(argv=None) -> int:
         default=str(HERE / "results.csv"),
         help="CSV to write (appended if it exists)",
     )
-    p.add_argument(
-        "--markdown", action="store_true", help="also print the README table"
-    )
-    p.add_argument(
-        "--note", default="", help="text appended to every row's note (e.g. a code version)"
-    )
+    p.add_argument("--markdown", action="store_true", help="also print the README table")
+    p.add_argument("--note", default="", help="text appended to every row's note (e.g. a code version)")
     # private: one fit in a child process
     p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", help=argparse.SUPPRESS)
@@ -330,18 +306,14 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from perslib.data.simulate import make_personalized_regression
-    from perslib.metrics import parameter_mse
+    from perslib.evaluation import parameter_mse
 
     ctx_ok, ctx_msg = (False, "")
     if any(m in CTX_METHODS for m in args.methods):
         ctx_ok, ctx_msg = _ctx_available(args.ctx_python)
         print(
             f"contextualized via {args.ctx_python}: "
-            + (
-                f"available (torch {ctx_msg})"
-                if ctx_ok
-                else f"NOT importable, skipped ({ctx_msg})"
-            ),
+            + (f"available (torch {ctx_msg})" if ctx_ok else f"NOT importable, skipped ({ctx_msg})"),
             flush=True,
         )
     print("machine:", machine_info(args.threads), flush=True)
@@ -389,9 +361,7 @@ def main(argv=None) -> int:
                 "--ctx-archetypes",
                 str(args.ctx_archetypes),
             ]
-            rc, err = _run_child(
-                args.ctx_python if is_ctx else sys.executable, child, args.timeout
-            )
+            rc, err = _run_child(args.ctx_python if is_ctx else sys.executable, child, args.timeout)
             row = {"method": method, "n": n, "seed": args.seed, "threads": args.threads}
             if rc != 0 or not Path(result + ".json").exists():
                 row.update(
@@ -414,9 +384,7 @@ def main(argv=None) -> int:
                     note=(
                         f"max_epochs={args.ctx_epochs}, archetypes={args.ctx_archetypes if method == 'contextualized' else 0}, batch 1"
                         if is_ctx
-                        else (
-                            f"rank={args.rank}" if method.startswith("lowrank") else ""
-                        )
+                        else (f"rank={args.rank}" if method.startswith("lowrank") else "")
                     ),
                 )
                 print(
@@ -434,9 +402,7 @@ def main(argv=None) -> int:
     df["machine"] = machine_info(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(
-        out, mode="a" if out.exists() else "w", header=not out.exists(), index=False
-    )
+    df.to_csv(out, mode="a" if out.exists() else "w", header=not out.exists(), index=False)
     print(f"\nwrote {out}")
     print(df[COLUMNS].to_string(index=False))
     if args.markdown:

@@ -63,7 +63,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import perslib
-from perslib import data, metrics, plotting
+from perslib import data, evaluation, plotting
 from perslib.mlp import MLPClassifier
 
 perslib.set_seed(seed)
@@ -138,12 +138,11 @@ U.head()
 
 # %%
 fig = plotting.plot_parameters_vs_covariate(theta, U, labels=process, param_names=param_names)
-plotting.save_figure(fig, out_dir, "theta_vs_covariates");
-
+plotting.save_figure(fig, out_dir, "theta_vs_covariates")
 # %% [markdown]
 # We can put numbers on the picture with the correlation ratio η²: cut a covariate into
 # quantile bins and ask what share of the variance of θ the bin means explain
-# (`metrics.binned_explained_variance`; 12 bins, four per process). Alone, `u_position`
+# (`evaluation.binned_explained_variance`; 12 bins, four per process). Alone, `u_position`
 # explains almost nothing — averaged over the processes its effects cancel — yet
 # *together with the process* it explains practically all of θ. The irrelevant covariate
 # adds nothing to the process. Relationships like this, where a covariate matters only in
@@ -151,9 +150,9 @@ plotting.save_figure(fig, out_dir, "theta_vs_covariates");
 
 # %%
 # NBVAL_CHECK_OUTPUT
-share_process = metrics.binned_explained_variance(theta, process)["all"].iloc[0]
-alone = metrics.binned_explained_variance(theta, U, n_bins=12)["all"]
-with_process = metrics.binned_explained_variance(theta, U, n_bins=12, by=process)["all"]
+share_process = evaluation.binned_explained_variance(theta, process)["all"].iloc[0]
+alone = evaluation.binned_explained_variance(theta, U, n_bins=12)["all"]
+with_process = evaluation.binned_explained_variance(theta, U, n_bins=12, by=process)["all"]
 eta2 = pd.DataFrame({"alone": alone, "together with process": with_process}).round(2)
 print(f"share of var(θ) explained by the process labels: {share_process:.2f}")
 print(eta2.to_string())
@@ -183,9 +182,9 @@ for k in np.unique(process):
     in_k = process == k
     oracle_coefs.append(LinearRegression(fit_intercept=False).fit(X[in_k], y[in_k]).coef_)
     theta_oracle[in_k] = oracle_coefs[-1]
-var_theta = metrics.parameter_mse(theta.mean(axis=0), theta)  # = mean variance of θ
-err_pooled = metrics.parameter_mse(theta_pooled, theta)
-err_oracle = metrics.parameter_mse(theta_oracle, theta)
+var_theta = evaluation.parameter_mse(theta.mean(axis=0), theta)  # = mean variance of θ
+err_pooled = evaluation.parameter_mse(theta_pooled, theta)
+err_oracle = evaluation.parameter_mse(theta_oracle, theta)
 results.update(var_theta=var_theta, err_pooled=err_pooled, err_oracle=err_oracle)
 
 # %%
@@ -204,11 +203,18 @@ assert 0.1 < err_oracle / var_theta < 0.5, "the oracle should remove most, but n
 
 # %%
 # NBVAL_CHECK_OUTPUT
-per_process = pd.DataFrame({
-    "process": process,
-    "pooled": metrics.parameter_mse(theta_pooled, theta, per_sample=True),
-    "oracle per process": metrics.parameter_mse(theta_oracle, theta, per_sample=True),
-}).groupby("process").mean().round(2)
+per_process = (
+    pd.DataFrame(
+        {
+            "process": process,
+            "pooled": evaluation.parameter_mse(theta_pooled, theta, per_sample=True),
+            "oracle per process": evaluation.parameter_mse(theta_oracle, theta, per_sample=True),
+        }
+    )
+    .groupby("process")
+    .mean()
+    .round(2)
+)
 print(per_process.to_string())
 
 # %% [markdown]
@@ -220,11 +226,12 @@ print(per_process.to_string())
 
 # %%
 fig = plotting.plot_parameter_space(
-    theta, process, param_names=param_names,
+    theta,
+    process,
+    param_names=param_names,
     estimates={"pooled OLS": theta_pooled, "one OLS per process (oracle)": np.array(oracle_coefs)},
 )
-plotting.save_figure(fig, out_dir, "parameter_space");
-
+plotting.save_figure(fig, out_dir, "parameter_space")
 # %% [markdown]
 # ## 3. Clustered spirals: one network, many clusters
 #
@@ -242,14 +249,13 @@ plotting.save_figure(fig, out_dir, "parameter_space");
 Xs, ys, gs, effects = data.make_spirals(n_clusters=n_clusters, n_per_cluster=n_per_cluster, random_state=seed)
 titles = {k: f"cluster {k}: r = {r:.2f}" for k, r in effects["radius"].items()}
 fig = plotting.plot_clusters_2d(Xs, ys, gs, n_cols=5, titles=titles)
-plotting.save_figure(fig, out_dir, "spiral_clusters");
-
+plotting.save_figure(fig, out_dir, "spiral_clusters")
 # %% [markdown]
 # We train a conventional MLP on all clusters together (it ignores the cluster labels:
 # the "pooled" model every later notebook compares against). The train/test split is
 # stratified by label × cluster, so every cluster appears in both parts with its own
 # class balance. Then we
-# score the test predictions **per cluster** with `metrics.per_group_score`.
+# score the test predictions **per cluster** with `evaluation.per_group_score`.
 
 # %%
 strata = 2 * gs + ys  # label × cluster
@@ -258,17 +264,23 @@ mlp = MLPClassifier(hidden=(32, 32), epochs=epochs, device=device, random_state=
 mlp.fit(Xtr, ytr, groups=gtr)  # groups are accepted and ignored: a pooled model
 pred = mlp.predict(Xte)
 acc_pooled = float(np.mean(pred == yte))
-by_cluster = metrics.per_group_score(yte, pred, gte, metric="accuracy").join(effects, on="group")
+by_cluster = evaluation.per_group_score(yte, pred, gte, metric="accuracy").join(effects, on="group")
 by_cluster["radius_deviation"] = (by_cluster["radius"] - by_cluster["radius"].mean()).abs()
 r_dev = float(np.corrcoef(by_cluster["radius_deviation"], by_cluster["score"])[0, 1])
-results.update(spiral_acc=acc_pooled, spiral_acc_min=by_cluster["score"].min(),
-               spiral_acc_max=by_cluster["score"].max(), spiral_corr_radius_dev=r_dev)
+results.update(
+    spiral_acc=acc_pooled,
+    spiral_acc_min=by_cluster["score"].min(),
+    spiral_acc_max=by_cluster["score"].max(),
+    spiral_corr_radius_dev=r_dev,
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"pooled MLP test accuracy: {acc_pooled:.2f}")
-print(f"per-cluster accuracy: min {by_cluster['score'].min():.2f}, max {by_cluster['score'].max():.2f}, "
-      f"sd {by_cluster['score'].std():.2f}")
+print(
+    f"per-cluster accuracy: min {by_cluster['score'].min():.2f}, max {by_cluster['score'].max():.2f}, "
+    f"sd {by_cluster['score'].std():.2f}"
+)
 print(f"correlation of cluster accuracy with |r_k - mean r|: {r_dev:.2f}")
 assert by_cluster["score"].max() - by_cluster["score"].min() > 0.1, "clusters should be served unequally"
 assert r_dev < -0.3, "clusters with atypical radius should be served worse"
@@ -284,12 +296,24 @@ assert r_dev < -0.3, "clusters with atypical radius should be served worse"
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-plotting.plot_group_scores(by_cluster, "group", "score", reference={"pooled test accuracy": acc_pooled},
-                           ax=axes[0], score_label="test accuracy", group_label="cluster")
-plotting.plot_scatter(by_cluster["radius_deviation"], by_cluster["score"], annotate=by_cluster["group"].tolist(),
-                      xlabel="|radius − mean radius|", ylabel="test accuracy", ax=axes[1])
-plotting.save_figure(fig, out_dir, "spiral_accuracy_by_cluster");
-
+plotting.plot_group_scores(
+    by_cluster,
+    "group",
+    "score",
+    reference={"pooled test accuracy": acc_pooled},
+    ax=axes[0],
+    score_label="test accuracy",
+    group_label="cluster",
+)
+plotting.plot_scatter(
+    by_cluster["radius_deviation"],
+    by_cluster["score"],
+    annotate=by_cluster["group"].tolist(),
+    xlabel="|radius − mean radius|",
+    ylabel="test accuracy",
+    ax=axes[1],
+)
+plotting.save_figure(fig, out_dir, "spiral_accuracy_by_cluster")
 # %% [markdown]
 # ### Confounded clusters: the network also learns *which cluster*
 #
@@ -302,15 +326,17 @@ plotting.save_figure(fig, out_dir, "spiral_accuracy_by_cluster");
 # balance.
 
 # %%
-Xc, yc, gc, effects_c = data.make_spirals(n_clusters=n_clusters, n_per_cluster=n_per_cluster,
-                                          confounded=True, random_state=seed)
+Xc, yc, gc, effects_c = data.make_spirals(
+    n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True, random_state=seed
+)
 probe_cols = [2, 3]
 probe_mean = pd.Series(Xc[:, probe_cols].mean(axis=1)).groupby(gc).mean()
 Xtr_c, Xte_c, ytr_c, yte_c, gtr_c, gte_c = train_test_split(
-    Xc, yc, gc, test_size=0.25, stratify=2 * gc + yc, random_state=seed)
+    Xc, yc, gc, test_size=0.25, stratify=2 * gc + yc, random_state=seed
+)
 mlp_c = MLPClassifier(hidden=(32, 32), epochs=epochs, device=device, random_state=seed).fit(Xtr_c, ytr_c)
 acc_c = float(np.mean(mlp_c.predict(Xte_c) == yte_c))
-drop, _ = metrics.permutation_score_drop(mlp_c.predict, Xte_c, yte_c, probe_cols, n_repeats=5, random_state=seed)
+drop, _ = evaluation.permutation_score_drop(mlp_c.predict, Xte_c, yte_c, probe_cols, n_repeats=5, random_state=seed)
 
 # %% [markdown]
 # Does the pooled MLP use the probes? Two tests. **Permutation**: shuffle both probe
@@ -331,8 +357,13 @@ as_hi[:, probe_cols] = Xtr_c[gtr_c == k_hi][:, probe_cols].mean(axis=0)
 p1_lo, p1_hi = mlp_c.predict_proba(as_lo)[:, 1].mean(), mlp_c.predict_proba(as_hi)[:, 1].mean()
 flipped = float(np.mean(mlp_c.predict(as_lo) != mlp_c.predict(as_hi)))
 r_probe = float(np.corrcoef(probe_mean, effects_c["class0_ratio"])[0, 1])
-results.update(confounded_acc=acc_c, probe_permutation_drop=drop, probe_shift_p1=p1_lo - p1_hi,
-               probe_flipped=flipped, corr_probe_ratio=r_probe)
+results.update(
+    confounded_acc=acc_c,
+    probe_permutation_drop=drop,
+    probe_shift_p1=p1_lo - p1_hi,
+    probe_flipped=flipped,
+    corr_probe_ratio=r_probe,
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -347,15 +378,23 @@ assert p1_lo - p1_hi > 0.03 and flipped > 0.03, "the pooled MLP should lean on t
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-plotting.plot_scatter(effects_c["class0_ratio"], probe_mean, annotate=list(effects_c.index),
-                      xlabel="class-0 share of the cluster (ρ_k)", ylabel="cluster mean of the probes", ax=axes[0])
+plotting.plot_scatter(
+    effects_c["class0_ratio"],
+    probe_mean,
+    annotate=list(effects_c.index),
+    xlabel="class-0 share of the cluster (ρ_k)",
+    ylabel="cluster mean of the probes",
+    ax=axes[0],
+)
 change = mlp_c.predict_proba(as_lo)[:, 1] - mlp_c.predict_proba(as_hi)[:, 1]
 axes[1].hist(change, bins=40, color=plotting.categorical_colors(1)[0])
 axes[1].axvline(0.0, color="0.3", ls=":", lw=1)
-axes[1].set(xlabel=f"P(class 1 | probes of cluster {k_lo}) − P(class 1 | probes of cluster {k_hi})",
-            ylabel="test points", yscale="log")
-plotting.save_figure(fig, out_dir, "spiral_probes");
-
+axes[1].set(
+    xlabel=f"P(class 1 | probes of cluster {k_lo}) − P(class 1 | probes of cluster {k_hi})",
+    ylabel="test points",
+    yscale="log",
+)
+plotting.save_figure(fig, out_dir, "spiral_probes")
 # %% [markdown]
 # The probes *are* predictive here — they carry each cluster's class balance — so using
 # them is not a bug of the optimiser. The trouble is what it means. The model's
@@ -376,14 +415,13 @@ plotting.save_figure(fig, out_dir, "spiral_probes");
 # scale, so differences in brightness and contrast are real.
 
 # %%
-images, y_img, sites, site_effects = data.make_cluster_images(n_sites=n_sites, n_per_site=n_per_site,
-                                                              random_state=seed)
+images, y_img, sites, site_effects = data.make_cluster_images(n_sites=n_sites, n_per_site=n_per_site, random_state=seed)
 # the same digits and sites without any batch effect: the control
-clean, _, _, _ = data.make_cluster_images(n_sites=n_sites, n_per_site=n_per_site, effect_strength=0.0,
-                                          random_state=seed)
+clean, _, _, _ = data.make_cluster_images(
+    n_sites=n_sites, n_per_site=n_per_site, effect_strength=0.0, random_state=seed
+)
 fig = plotting.plot_image_grid(images, sites, n_per_row=10, title_fmt="site {}", sample_labels=y_img)
-plotting.save_figure(fig, out_dir, "site_images");
-
+plotting.save_figure(fig, out_dir, "site_images")
 # %% [markdown]
 # The number in each image's corner is its label (1 = digit ≥ 5). The simulator returns
 # the effects it applied to each site: multiplicative `gain`, additive `offset`, `blur`
@@ -399,13 +437,23 @@ site_effects.round(2)
 # noise account for the rest.
 
 # %%
-bright = pd.DataFrame({"site": sites, "observed": images.mean(axis=(1, 2, 3)),
-                       "clean": clean.mean(axis=(1, 2, 3))}).groupby("site").mean()
+bright = (
+    pd.DataFrame({"site": sites, "observed": images.mean(axis=(1, 2, 3)), "clean": clean.mean(axis=(1, 2, 3))})
+    .groupby("site")
+    .mean()
+)
 bright["predicted"] = site_effects["gain"] * bright["clean"] + site_effects["offset"]
 r_bright = float(np.corrcoef(bright["predicted"], bright["observed"])[0, 1])
-fig = plotting.plot_scatter(bright["predicted"], bright["observed"], annotate=list(bright.index), fit_line=False,
-                            identity=True, xlabel="gain × clean mean + offset", ylabel="observed mean brightness")
-plotting.save_figure(fig, out_dir, "site_brightness");
+fig = plotting.plot_scatter(
+    bright["predicted"],
+    bright["observed"],
+    annotate=list(bright.index),
+    fit_line=False,
+    identity=True,
+    xlabel="gain × clean mean + offset",
+    ylabel="observed mean brightness",
+)
+plotting.save_figure(fig, out_dir, "site_brightness")
 
 # %% [markdown]
 # **The site is written into every image.** A plain logistic regression on the raw
@@ -414,6 +462,7 @@ plotting.save_figure(fig, out_dir, "site_brightness");
 # network trained on such images can pick up the site as a shortcut — exactly the
 # cluster information that ARMED's adversary is built to remove from the fixed-effects
 # network (the image notebooks later in the series).
+
 
 # %%
 def site_accuracy(imgs):
@@ -455,8 +504,8 @@ assert abs(acc_site_clean - chance) < 0.15, "without batch effects the site shou
 # tied together by distance matching on the covariates); **03** makes it low-rank with a
 # dictionary of basis models, $\theta_i = Q^\top z_i$; **04** builds ARMED for dense
 # networks (adversary + random effects) on these spirals; **07** predicts for clusters
-# never seen in training. The yardsticks from this notebook — `metrics.parameter_mse`,
-# `metrics.per_group_score` and the pooled MLP — are the baselines every later notebook
+# never seen in training. The yardsticks from this notebook — `evaluation.parameter_mse`,
+# `evaluation.per_group_score` and the pooled MLP — are the baselines every later notebook
 # has to beat.
 #
 # **References.** B. Lengerich, B. Aragam, E. P. Xing. *Personalized regression enables
@@ -471,6 +520,10 @@ assert abs(acc_site_clean - chance) < 0.15, "without batch effects the site shou
 out_dir.mkdir(parents=True, exist_ok=True)
 by_cluster.to_csv(out_dir / "spiral_accuracy_by_cluster.csv", index=False)
 with open(out_dir / "metrics.json", "w") as fh:
-    json.dump({k: (float(v) if np.isscalar(v) else {a: float(b) for a, b in v.items()}) for k, v in results.items()},
-              fh, indent=2, sort_keys=True)
+    json.dump(
+        {k: (float(v) if np.isscalar(v) else {a: float(b) for a, b in v.items()}) for k, v in results.items()},
+        fh,
+        indent=2,
+        sort_keys=True,
+    )
 print(f"wrote {len(results)} metrics and {len(list(out_dir.iterdir()))} files")

@@ -61,8 +61,8 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 import perslib
-from perslib import data, metrics, plotting
-from perslib.baselines import KNNLocalRegressor, MixtureRegressor, PopulationRegressor, VaryingCoefficientRegressor
+from perslib import data, evaluation, plotting
+from perslib.personalized import KNNLocalRegressor, MixtureRegressor, PopulationRegressor, VaryingCoefficientRegressor
 
 perslib.set_seed(seed)
 plotting.set_style()
@@ -119,7 +119,7 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # PR and four baselines with the same interface, `fit(X, y, covariates=U)`, and score every
 # per-sample estimate by its parameter error against the truth,
 # $\mathrm{MSE}(\hat\theta) = \frac{1}{np}\sum_i\lVert\hat\theta_i-\theta_i\rVert^2$
-# (`metrics.parameter_mse`). The baselines:
+# (`evaluation.parameter_mse`). The baselines:
 #
 # * **population**: one ridge regression for everyone;
 # * **mixture**: an EM mixture of 3 linear regressions; each sample takes its most likely component;
@@ -128,7 +128,8 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 
 # %%
 X, y, U, theta, process = data.make_personalized_regression(
-    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed)
+    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed
+)
 param_names = [f"θ{j}" for j in range(theta.shape[1])]
 baselines = {
     "population": PopulationRegressor(),
@@ -142,8 +143,10 @@ pr.fit(X, y, covariates=U)
 pr_full = perslib.PersonalizedRegressor(rank=None, epochs=epochs, device=device, random_state=seed)
 pr_full.fit(X, y, covariates=U)
 models.update({f"PR (rank {rank})": pr, "PR (full rank)": pr_full})
-print(f"PR fit times: rank {rank} {pr.fit_time_:.1f} s ({pr.n_epochs_} epochs), "
-      f"full rank {pr_full.fit_time_:.1f} s ({pr_full.n_epochs_} epochs)")
+print(
+    f"PR fit times: rank {rank} {pr.fit_time_:.1f} s ({pr.n_epochs_} epochs), "
+    f"full rank {pr_full.fit_time_:.1f} s ({pr_full.n_epochs_} epochs)"
+)
 
 # %% [markdown]
 # The training curves show how early stopping works: 10% of the samples are held out,
@@ -151,13 +154,13 @@ print(f"PR fit times: rank {rank} {pr.fit_time_:.1f} s ({pr.n_epochs_} epochs), 
 # stops when that held-out loss stops improving (the best epoch is restored).
 
 # %%
-fig = plotting.plot_history(pr.history_, columns=["pred_loss", "match_loss", "val_loss"],
-                            title=f"PR (rank {rank}) training")
-plotting.save_figure(fig, out_dir, "training_history");
-
+fig = plotting.plot_history(
+    pr.history_, columns=["pred_loss", "match_loss", "val_loss"], title=f"PR (rank {rank}) training"
+)
+plotting.save_figure(fig, out_dir, "training_history")
 # %%
 # NBVAL_CHECK_OUTPUT
-err = pd.Series({name: metrics.parameter_mse(m.coef_, theta) for name, m in models.items()})
+err = pd.Series({name: evaluation.parameter_mse(m.coef_, theta) for name, m in models.items()})
 err_pr, err_pop = err[f"PR (rank {rank})"], err["population"]
 print(err.round(2).to_string())
 print(f"PR (rank {rank}) error relative to the population model: {err_pr / err_pop:.2f}")
@@ -191,11 +194,16 @@ results.update({f"param_mse {name}": e for name, e in err.items()})
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained", sharex=True, sharey=True)
-for ax, (title, th) in zip(axes, [("true θ", theta), (f"PR (rank {rank})", pr.coef_),
-                                  ("local regression (k 50)", models["local regression (k 50)"].coef_)]):
+for ax, (title, th) in zip(
+    axes,
+    [
+        ("true θ", theta),
+        (f"PR (rank {rank})", pr.coef_),
+        ("local regression (k 50)", models["local regression (k 50)"].coef_),
+    ],
+):
     plotting.plot_parameter_space(th, process, param_names=param_names, ax=ax, title=title)
-plotting.save_figure(fig, out_dir, "parameter_space");
-
+plotting.save_figure(fig, out_dir, "parameter_space")
 # %% [markdown]
 # ## 3. Sample embeddings and data-driven clustering
 #
@@ -209,17 +217,22 @@ plotting.save_figure(fig, out_dir, "parameter_space");
 emb_pca = PCA(n_components=2, random_state=seed).fit_transform(pr.coef_)
 sub = np.random.default_rng(seed).permutation(len(theta))[:1000]  # t-SNE on at most 1,000 samples, for speed
 with threadpool_limits(limits=1, user_api="openmp"):  # t-SNE's OpenMP threads crawl on a busy 2-core machine
-    emb_tsne = TSNE(n_components=2, perplexity=30, init="pca", max_iter=500, random_state=seed).fit_transform(pr.coef_[sub])
+    emb_tsne = TSNE(n_components=2, perplexity=30, init="pca", max_iter=500, random_state=seed).fit_transform(
+        pr.coef_[sub]
+    )
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
 plotting.plot_parameter_space(emb_pca, process, param_names=["PC 1", "PC 2"], ax=axes[0], title="PCA of θ̂")
-plotting.plot_parameter_space(emb_tsne, process[sub], param_names=["t-SNE 1", "t-SNE 2"], ax=axes[1], title="t-SNE of θ̂")
-plotting.save_figure(fig, out_dir, "embeddings");
+plotting.plot_parameter_space(
+    emb_tsne, process[sub], param_names=["t-SNE 1", "t-SNE 2"], ax=axes[1], title="t-SNE of θ̂"
+)
+plotting.save_figure(fig, out_dir, "embeddings")
 
 # %% [markdown]
 # **Data-driven clustering.** K-means with three clusters on the θ̂ — no labels, no
 # covariates — and the adjusted Rand index (ARI) against the true processes: 1 is perfect
 # agreement, 0 is chance. The same clustering of the true θ gives the ceiling, and of
 # local regression's θ̂ a comparison.
+
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -229,8 +242,11 @@ def cluster_ari(coefs):
     return adjusted_rand_score(process, labels)
 
 
-ari = {"true θ": cluster_ari(theta), "PR θ̂": cluster_ari(pr.coef_),
-       "local regression θ̂": cluster_ari(models["local regression (k 50)"].coef_)}
+ari = {
+    "true θ": cluster_ari(theta),
+    "PR θ̂": cluster_ari(pr.coef_),
+    "local regression θ̂": cluster_ari(models["local regression (k 50)"].coef_),
+}
 for name, value in ari.items():
     print(f"ARI of k-means on {name:<20} vs true processes: {value:.2f}")
 assert ari["PR θ̂"] > 0.9, "the personalized models should cluster by process"
@@ -259,8 +275,7 @@ results.update({f"phi share {k}": v for k, v in share.items()})
 fig, ax = plt.subplots(figsize=(4.8, 2.6), layout="constrained")
 ax.barh(share.index[::-1], share.to_numpy()[::-1], color=plotting.categorical_colors(1)[0])
 ax.set(xlabel="share of the learned covariate metric φ", xlim=(0, 1))
-plotting.save_figure(fig, out_dir, "covariate_weights");
-
+plotting.save_figure(fig, out_dir, "covariate_weights")
 # %% [markdown]
 # ## 5. Zooming from the population to one individual
 #
@@ -278,18 +293,21 @@ plotting.save_figure(fig, out_dir, "covariate_weights");
 with threadpool_limits(limits=1, user_api="openmp"):
     clusters = KMeans(n_clusters=3, n_init=10, random_state=seed).fit_predict(pr.coef_)
 i = int(np.argmax(np.abs(theta - theta.mean(0)).sum(1) * ~pr.heldout_))  # a clearly atypical training sample
-zoom = pd.DataFrame({
-    "population": pr.population_coef_,
-    f"its cluster (mean of {np.sum(clusters == clusters[i])} θ̂)": pr.coef_[clusters == clusters[i]].mean(0),
-    f"sample {i}: θ̂": pr.coef_[i],
-    f"sample {i}: true θ": theta[i],
-}, index=param_names)
+zoom = pd.DataFrame(
+    {
+        "population": pr.population_coef_,
+        f"its cluster (mean of {np.sum(clusters == clusters[i])} θ̂)": pr.coef_[clusters == clusters[i]].mean(0),
+        f"sample {i}: θ̂": pr.coef_[i],
+        f"sample {i}: true θ": theta[i],
+    },
+    index=param_names,
+)
 fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
 zoom.plot.bar(ax=ax, rot=0, width=0.8, color=plotting.categorical_colors(4))
 ax.axhline(0, color="0.3", lw=0.8)
 ax.set(ylabel="coefficient")
 ax.legend(fontsize="small", ncol=2)
-plotting.save_figure(fig, out_dir, "zoom");
+plotting.save_figure(fig, out_dir, "zoom")
 zoom.round(2)
 
 # %% [markdown]
@@ -311,12 +329,20 @@ zoom.round(2)
 # %%
 # NBVAL_CHECK_OUTPUT
 X_new, y_new, U_new, theta_new, process_new = data.make_personalized_regression(
-    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1)
+    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1
+)
 models[f"PR (rank {rank}) + encoder"] = perslib.PersonalizedRegressor(
-    rank=rank, encoder="mlp", epochs=epochs, device=device, random_state=seed).fit(X, y, covariates=U)
-new = pd.DataFrame({name: {"test MSE": np.mean((models[name].predict(X_new, covariates=U_new) - y_new) ** 2),
-                           "parameter MSE": metrics.parameter_mse(models[name].predict_params(U_new)[0], theta_new)}
-                    for name in ["population", "local regression (k 50)", f"PR (rank {rank})", f"PR (rank {rank}) + encoder"]}).T
+    rank=rank, encoder="mlp", epochs=epochs, device=device, random_state=seed
+).fit(X, y, covariates=U)
+new = pd.DataFrame(
+    {
+        name: {
+            "test MSE": np.mean((models[name].predict(X_new, covariates=U_new) - y_new) ** 2),
+            "parameter MSE": evaluation.parameter_mse(models[name].predict_params(U_new)[0], theta_new),
+        }
+        for name in ["population", "local regression (k 50)", f"PR (rank {rank})", f"PR (rank {rank}) + encoder"]
+    }
+).T
 print(new.round(2).to_string())
 for name in [f"PR (rank {rank})", f"PR (rank {rank}) + encoder"]:
     assert new.loc[name, "test MSE"] < 0.3 * new.loc["population", "test MSE"]
@@ -338,10 +364,10 @@ results.update({f"new {k} {name}": v for name, row in new.iterrows() for k, v in
 theta_new_hat, _ = pr.predict_params(U_new)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained", sharex=True, sharey=True)
 plotting.plot_parameter_space(theta_new, process_new, param_names=param_names, ax=axes[0], title="new samples: true θ")
-plotting.plot_parameter_space(theta_new_hat, process_new, param_names=param_names, ax=axes[1],
-                              title="new samples: θ predicted by PR")
-plotting.save_figure(fig, out_dir, "new_samples");
-
+plotting.plot_parameter_space(
+    theta_new_hat, process_new, param_names=param_names, ax=axes[1], title="new samples: θ predicted by PR"
+)
+plotting.save_figure(fig, out_dir, "new_samples")
 # %% [markdown]
 # ## 7. A real clustered dataset: maths achievement in 160 schools
 #
@@ -365,10 +391,13 @@ strat = frame[hsb.group] if math_fraction == 1 else None  # every school on both
 train, test = train_test_split(frame, test_size=0.25, stratify=strat, random_state=seed)
 features, covs = hsb.features, hsb.covariates
 pop_hsb = PopulationRegressor().fit(train[features], train[hsb.target], covariates=train[covs])
-pr_hsb = perslib.PersonalizedRegressor(rank=rank, n_neighbors_predict=50, epochs=epochs, device=device,
-                                       random_state=seed)
+pr_hsb = perslib.PersonalizedRegressor(
+    rank=rank, n_neighbors_predict=50, epochs=epochs, device=device, random_state=seed
+)
 pr_hsb.fit(train[features], train[hsb.target].to_numpy(), covariates=train[covs])
-print(f"{len(train)} training and {len(test)} test students; PR fit {pr_hsb.fit_time_:.1f} s ({pr_hsb.n_epochs_} epochs)")
+print(
+    f"{len(train)} training and {len(test)} test students; PR fit {pr_hsb.fit_time_:.1f} s ({pr_hsb.n_epochs_} epochs)"
+)
 frame.head()
 
 # %% [markdown]
@@ -381,11 +410,16 @@ frame.head()
 # %%
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # convergence chatter of the optimizer
-    mlm = smf.mixedlm(f"{hsb.target} ~ SES * (Catholic + MEANSES) + Female + Minority", train,
-                      groups=train[hsb.group], re_formula="~SES").fit(method="lbfgs")
+    mlm = smf.mixedlm(
+        f"{hsb.target} ~ SES * (Catholic + MEANSES) + Female + Minority",
+        train,
+        groups=train[hsb.group],
+        re_formula="~SES",
+    ).fit(method="lbfgs")
 blup = pd.DataFrame(mlm.random_effects).T.reindex(test[hsb.group]).fillna(0.0).to_numpy()
 pred_mlm = mlm.predict(test).to_numpy() + blup[:, 0] + blup[:, 1] * test["SES"].to_numpy()
 mlm.fe_params.round(2).to_frame("MixedLM fixed effect")
+
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -393,11 +427,13 @@ def r2(pred):
     return 1 - np.mean((test[hsb.target].to_numpy() - pred) ** 2) / np.var(test[hsb.target].to_numpy())
 
 
-r2_hsb = pd.Series({
-    "population": r2(pop_hsb.predict(test[features], covariates=test[covs])),
-    f"PR (rank {rank})": r2(pr_hsb.predict(test[features], covariates=test[covs])),
-    "MixedLM (hand-built)": r2(pred_mlm),
-})
+r2_hsb = pd.Series(
+    {
+        "population": r2(pop_hsb.predict(test[features], covariates=test[covs])),
+        f"PR (rank {rank})": r2(pr_hsb.predict(test[features], covariates=test[covs])),
+        "MixedLM (hand-built)": r2(pred_mlm),
+    }
+)
 print("held-out R² on students:")
 print(r2_hsb.round(2).to_string())
 assert r2_hsb[f"PR (rank {rank})"] > r2_hsb["population"], "personalizing by school should help"
@@ -414,11 +450,14 @@ theta_hsb = pd.DataFrame(pr_hsb.coef_, columns=features).assign(intercept=pr_hsb
 schools = pd.concat([theta_hsb, train[covs + [hsb.group]].reset_index(drop=True)], axis=1).groupby(hsb.group).mean()
 sector = schools["Catholic"].map({0: "public", 1: "Catholic"}).to_numpy()
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), layout="constrained")
-for ax, col, label in [(axes[0], "SES", "school mean of the SES slope"), (axes[1], "intercept", "school mean of the intercept")]:
-    plotting.plot_scatter(schools["MEANSES"], schools[col], labels=sector, xlabel="MEANSES (school mean SES)",
-                          ylabel=label, ax=ax)
-plotting.save_figure(fig, out_dir, "math_by_school");
-
+for ax, col, label in [
+    (axes[0], "SES", "school mean of the SES slope"),
+    (axes[1], "intercept", "school mean of the intercept"),
+]:
+    plotting.plot_scatter(
+        schools["MEANSES"], schools[col], labels=sector, xlabel="MEANSES (school mean SES)", ylabel=label, ax=ax
+    )
+plotting.save_figure(fig, out_dir, "math_by_school")
 # %% [markdown]
 # The learned covariate metric and the sector differences, in numbers:
 
@@ -432,8 +471,10 @@ corr_int = float(np.corrcoef(schools["MEANSES"], schools["intercept"])[0, 1])
 print(f"correlation of the school intercept with MEANSES: {corr_int:.2f}")
 assert by_sector.loc["Catholic", "intercept"] > by_sector.loc["public", "intercept"]
 assert corr_int > 0
-results.update(hsb_corr_intercept_meanses=corr_int, **{f"hsb {c} {s}": by_sector.loc[s, c] for s in by_sector.index
-                                                       for c in by_sector.columns})
+results.update(
+    hsb_corr_intercept_meanses=corr_int,
+    **{f"hsb {c} {s}": by_sector.loc[s, c] for s in by_sector.index for c in by_sector.columns},
+)
 
 # %% [markdown]
 # **What PR finds, honestly.** The directions of the classic findings come out without

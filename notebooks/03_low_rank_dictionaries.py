@@ -55,8 +55,8 @@ from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
 import perslib
-from perslib import data, metrics, plotting
-from perslib.baselines import PopulationRegressor
+from perslib import data, evaluation, plotting
+from perslib.personalized import PopulationRegressor
 
 perslib.set_seed(seed)
 plotting.set_style()
@@ -105,7 +105,8 @@ ranks = sorted(set(ranks) | {1, rank})
 # %%
 # NBVAL_CHECK_OUTPUT
 X, y, U, theta, process = data.make_personalized_regression(
-    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed)
+    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed
+)
 param_names = [f"θ{j}" for j in range(theta.shape[1])]
 pca_true = PCA().fit(theta)
 explained = pd.Series(pca_true.explained_variance_ratio_, index=[f"PC {k + 1}" for k in range(theta.shape[1])])
@@ -129,38 +130,54 @@ results.update({f"true theta explained {k}": v for k, v in explained.items()})
 # per-sample coefficients against the truth, $\mathrm{MSE}(\hat\theta) = \frac{1}{np}\sum_i\lVert\hat\theta_i-\theta_i\rVert^2$.
 # A rank-q collection θ̂ᵢ = c + Qᵀzᵢ can never be closer to the truth than the best
 # q-dimensional affine fit of the true θ itself, its PCA reconstruction with q
-# components (`metrics.low_rank_floor`, Eckart–Young): the **floor** is the error a rank-q
-# model would have if it knew θ. Every fit is wrapped in `metrics.peak_memory_increase`,
+# components (`evaluation.low_rank_floor`, Eckart–Young): the **floor** is the error a rank-q
+# model would have if it knew θ. Every fit is wrapped in `evaluation.peak_memory_increase`,
 # used in section 4. The rank-`rank` fit also records snapshots for section 5.
 
 # %%
 population = PopulationRegressor().fit(X, y, covariates=U)
 fits, rss = {}, {}
 for q in ranks + [None]:
-    model = perslib.PersonalizedRegressor(rank=q, epochs=epochs, device=device, random_state=seed,
-                                          snapshot_epochs=snapshot_epochs if q == rank else None)
-    fits[q], rss[q] = metrics.peak_memory_increase(model.fit, X, y, covariates=U)
-sweep = pd.DataFrame({
-    "q": ranks,
-    "parameter MSE": [metrics.parameter_mse(fits[q].coef_, theta) for q in ranks],
-    "floor": metrics.low_rank_floor(theta, ranks),
-    "fit s": [fits[q].fit_time_ for q in ranks],
-    "epochs": [fits[q].n_epochs_ for q in ranks],
-}).set_index("q")
-err_pop = metrics.parameter_mse(population.coef_, theta)
-err_full = metrics.parameter_mse(fits[None].coef_, theta)
+    model = perslib.PersonalizedRegressor(
+        rank=q, epochs=epochs, device=device, random_state=seed, snapshot_epochs=snapshot_epochs if q == rank else None
+    )
+    fits[q], rss[q] = evaluation.peak_memory_increase(model.fit, X, y, covariates=U)
+sweep = pd.DataFrame(
+    {
+        "q": ranks,
+        "parameter MSE": [evaluation.parameter_mse(fits[q].coef_, theta) for q in ranks],
+        "floor": evaluation.low_rank_floor(theta, ranks),
+        "fit s": [fits[q].fit_time_ for q in ranks],
+        "epochs": [fits[q].n_epochs_ for q in ranks],
+    }
+).set_index("q")
+err_pop = evaluation.parameter_mse(population.coef_, theta)
+err_full = evaluation.parameter_mse(fits[None].coef_, theta)
 sweep.round(3)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-plotting.plot_sweep(sweep.index, {"low-rank PR": sweep["parameter MSE"], "floor: PCA of the true θ": sweep["floor"]},
-                    references={"population model": err_pop, "full-rank PR": err_full}, logy=True,
-                    xlabel="rank q", ylabel="parameter MSE vs the true θ", ax=axes[0], title="error against rank")
-plotting.plot_sweep(sweep.index, {"low-rank PR": sweep["fit s"]}, references={"full-rank PR": fits[None].fit_time_},
-                    xlabel="rank q", ylabel="fit time (s)", ax=axes[1], title="fit time against rank")
+plotting.plot_sweep(
+    sweep.index,
+    {"low-rank PR": sweep["parameter MSE"], "floor: PCA of the true θ": sweep["floor"]},
+    references={"population model": err_pop, "full-rank PR": err_full},
+    logy=True,
+    xlabel="rank q",
+    ylabel="parameter MSE vs the true θ",
+    ax=axes[0],
+    title="error against rank",
+)
+plotting.plot_sweep(
+    sweep.index,
+    {"low-rank PR": sweep["fit s"]},
+    references={"full-rank PR": fits[None].fit_time_},
+    xlabel="rank q",
+    ylabel="fit time (s)",
+    ax=axes[1],
+    title="fit time against rank",
+)
 axes[1].set_ylim(bottom=0)
-plotting.save_figure(fig, out_dir, "rank_sweep");
-
+plotting.save_figure(fig, out_dir, "rank_sweep")
 # %% [markdown]
 # **What to look at.** Left: the error falls steeply from q = 1 to q = 4, then stays flat;
 # the floor shows why — it drops to almost nothing at q = 4 (and to exactly 0, off the
@@ -184,8 +201,10 @@ assert err[1] > 0.5 * err_pop, "one atom cannot represent three processes"
 assert err[rank] < 0.1 * err_pop and err[rank] < 0.2 * err[1], "the error should drop sharply up to q = 4"
 assert (err[err.index >= rank] < 2 * err[rank] + 0.02).all(), "above q = 4 the error should plateau"
 assert err[rank] < 0.5 * err_full, "low rank should recover θ far better than full rank here"
-results.update({f"param_mse rank {q}": v for q, v in err.items()},
-               **{"param_mse population": err_pop, "param_mse full rank": err_full})
+results.update(
+    {f"param_mse rank {q}": v for q, v in err.items()},
+    **{"param_mse population": err_pop, "param_mse full rank": err_full},
+)
 
 # %% [markdown]
 # ## 3. The atoms and what they mean
@@ -203,10 +222,14 @@ coords = pca_fit.transform(deviation)  # the latent coordinates in the principal
 share_fit = pca_fit.explained_variance_ratio_
 fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * rank + 1.8), layout="constrained")
 plotting.plot_dictionary(fits[rank].dictionary_, param_names=param_names, ax=axes[0], title="fitted atoms (rows of Q)")
-plotting.plot_dictionary(pca_fit.components_, param_names=param_names, ax=axes[1], title="principal atoms",
-                         atom_names=[f"atom {k + 1} ({s:.0%})" for k, s in enumerate(share_fit)])
-plotting.save_figure(fig, out_dir, "atoms");
-
+plotting.plot_dictionary(
+    pca_fit.components_,
+    param_names=param_names,
+    ax=axes[1],
+    title="principal atoms",
+    atom_names=[f"atom {k + 1} ({s:.0%})" for k, s in enumerate(share_fit)],
+)
+plotting.save_figure(fig, out_dir, "atoms")
 # %% [markdown]
 # **Does the dictionary span the right subspace?** The principal angles between the span
 # of the fitted atoms and the first q principal directions of the *true* θ
@@ -217,8 +240,12 @@ plotting.save_figure(fig, out_dir, "atoms");
 # NBVAL_CHECK_OUTPUT
 angles = np.degrees(subspace_angles(fits[rank].dictionary_.T, pca_true.components_[:rank].T))
 rng = np.random.default_rng(seed)
-angles_random = np.median([np.degrees(subspace_angles(rng.standard_normal((theta.shape[1], rank)),
-                                                     pca_true.components_[:rank].T)).max() for _ in range(200)])
+angles_random = np.median(
+    [
+        np.degrees(subspace_angles(rng.standard_normal((theta.shape[1], rank)), pca_true.components_[:rank].T)).max()
+        for _ in range(200)
+    ]
+)
 print(f"largest principal angle, fitted atoms vs top-{rank} directions of the true θ: {angles.max():.0f}°")
 print(f"the same for random {rank}-dimensional subspaces (median of 200): {angles_random:.0f}°")
 assert angles.max() < 15, "the fitted dictionary should span the principal subspace of the true θ"
@@ -234,15 +261,20 @@ results.update(max_principal_angle_deg=angles.max(), max_principal_angle_random_
 # %%
 n_panels = min(rank, 4) - 1
 fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.8), layout="constrained", squeeze=False)
-plotting.plot_parameter_space(coords[:, :2], process, param_names=["coordinate 1", "coordinate 2"], ax=axes[0, 0],
-                              title="coordinates 1 and 2")
+plotting.plot_parameter_space(
+    coords[:, :2], process, param_names=["coordinate 1", "coordinate 2"], ax=axes[0, 0], title="coordinates 1 and 2"
+)
 for k in range(2, n_panels + 1):
-    plotting.plot_parameter_space(np.column_stack([U["u_position"], coords[:, k]]), process, ax=axes[0, k - 1],
-                                  param_names=["u_position", f"coordinate {k + 1}"], title=f"coordinate {k + 1}")
-plotting.save_figure(fig, out_dir, "atom_coordinates");
-
+    plotting.plot_parameter_space(
+        np.column_stack([U["u_position"], coords[:, k]]),
+        process,
+        ax=axes[0, k - 1],
+        param_names=["u_position", f"coordinate {k + 1}"],
+        title=f"coordinate {k + 1}",
+    )
+plotting.save_figure(fig, out_dir, "atom_coordinates")
 # %% [markdown]
-# To put numbers on it we use the correlation ratio η² (`metrics.binned_explained_variance`):
+# To put numbers on it we use the correlation ratio η² (`evaluation.binned_explained_variance`):
 # the share of a coordinate's variance explained by the process alone, by the process
 # together with `u_position` (10 position bins within each process), and by the
 # irrelevant covariate.
@@ -250,9 +282,9 @@ plotting.save_figure(fig, out_dir, "atom_coordinates");
 # %%
 # NBVAL_CHECK_OUTPUT
 names = [f"coordinate {k + 1}" for k in range(rank)]
-eta_process = metrics.binned_explained_variance(coords, pd.DataFrame({"process": process}), param_names=names)
-eta_position = metrics.binned_explained_variance(coords, U[["u_position"]], by=process, param_names=names)
-eta_irrelevant = metrics.binned_explained_variance(coords, U[["u_irrelevant_0"]], param_names=names)
+eta_process = evaluation.binned_explained_variance(coords, pd.DataFrame({"process": process}), param_names=names)
+eta_position = evaluation.binned_explained_variance(coords, U[["u_position"]], by=process, param_names=names)
+eta_irrelevant = evaluation.binned_explained_variance(coords, U[["u_irrelevant_0"]], param_names=names)
 eta = pd.concat([eta_process, eta_position, eta_irrelevant]).drop(columns="all")
 eta.index = ["process", "process × u_position", "u_irrelevant_0"]
 print(eta.round(1).to_string())
@@ -281,7 +313,7 @@ results.update({f"eta2 {row} {col}": v for row, r in eta.iterrows() for col, v i
 # of trained per-sample and dictionary parameters, $n_\text{fit}(p+1)$ for full rank and
 # $n_\text{fit}q + q(p+1)$ for low rank, and what Adam keeps for them in float32 (value,
 # gradient and two moments: 16 bytes each). And the measured increase of the process's
-# resident (host) memory during each fit (`metrics.peak_memory_increase`; on a GPU the
+# resident (host) memory during each fit (`evaluation.peak_memory_increase`; on a GPU the
 # tensors live in device memory and are not counted). Be careful with the second: it
 # sees only memory newly taken from the operating system, and after the first fit of a
 # session most memory is reused from earlier fits, so at this size it mostly reads close
@@ -290,23 +322,32 @@ results.update({f"eta2 {row} {col}": v for row, r in eta.iterrows() for col, v i
 
 # %%
 X_new, y_new, U_new, theta_new, _ = data.make_personalized_regression(
-    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1)
+    n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1
+)
 low_name = f"low rank (q {rank})"
 compare = {"population": population, low_name: fits[rank], "full rank": fits[None]}
 p1 = theta.shape[1] + 1  # coefficients and intercept
-trained = {"population": p1, low_name: len(fits[rank].train_index_) * rank + rank * p1,
-           "full rank": len(fits[None].train_index_) * p1}
+trained = {
+    "population": p1,
+    low_name: len(fits[rank].train_index_) * rank + rank * p1,
+    "full rank": len(fits[None].train_index_) * p1,
+}
 measured = {"population": np.nan, low_name: rss[rank], "full rank": rss[None]}
-table = pd.DataFrame({name: {
-    "parameter MSE": metrics.parameter_mse(m.coef_, theta),
-    "new samples: parameter MSE": metrics.parameter_mse(m.predict_params(U_new)[0], theta_new),
-    "new samples: prediction MSE": np.mean((m.predict(X_new, covariates=U_new) - y_new) ** 2),
-    "trained parameters": trained[name],
-    "Adam state (MB)": 16 * trained[name] / 2**20,
-    "measured RSS increase (MB)": (measured[name] if measured[name] is not None else np.nan) / 2**20,
-    "fit s": getattr(m, "fit_time_", np.nan),
-    "epochs": getattr(m, "n_epochs_", np.nan),
-} for name, m in compare.items()}).T
+table = pd.DataFrame(
+    {
+        name: {
+            "parameter MSE": evaluation.parameter_mse(m.coef_, theta),
+            "new samples: parameter MSE": evaluation.parameter_mse(m.predict_params(U_new)[0], theta_new),
+            "new samples: prediction MSE": np.mean((m.predict(X_new, covariates=U_new) - y_new) ** 2),
+            "trained parameters": trained[name],
+            "Adam state (MB)": 16 * trained[name] / 2**20,
+            "measured RSS increase (MB)": (measured[name] if measured[name] is not None else np.nan) / 2**20,
+            "fit s": getattr(m, "fit_time_", np.nan),
+            "epochs": getattr(m, "n_epochs_", np.nan),
+        }
+        for name, m in compare.items()
+    }
+).T
 table.round(3)
 
 # %%
@@ -316,9 +357,19 @@ print("trained parameters:", table["trained parameters"].astype(int).to_dict())
 low, full = table.loc[low_name], table.loc["full rank"]
 assert low["parameter MSE"] < 0.5 * full["parameter MSE"]
 assert low["new samples: parameter MSE"] < 0.5 * full["new samples: parameter MSE"]
-assert low["new samples: prediction MSE"] < full["new samples: prediction MSE"] < table.loc["population", "new samples: prediction MSE"]
-results.update({f"{col} {name}": v for name, row in table.iterrows() for col, v in row.items()
-                if col in ("parameter MSE", "new samples: parameter MSE", "new samples: prediction MSE")})
+assert (
+    low["new samples: prediction MSE"]
+    < full["new samples: prediction MSE"]
+    < table.loc["population", "new samples: prediction MSE"]
+)
+results.update(
+    {
+        f"{col} {name}": v
+        for name, row in table.iterrows()
+        for col, v in row.items()
+        if col in ("parameter MSE", "new samples: parameter MSE", "new samples: prediction MSE")
+    }
+)
 
 # %% [markdown]
 # **What to conclude.** Low rank wins on accuracy by a wide margin, on the training
@@ -351,8 +402,7 @@ best_epoch = int(relax.history_.loc[relax.history_["val_loss"].idxmin(), "epoch"
 panels[f"fitted (epoch {best_epoch} of {relax.n_epochs_})"] = relax.coef_[rows]
 panels["true θ"] = theta[rows]
 fig = plotting.plot_snapshots(panels, labels=process[rows], param_names=param_names, n_cols=4)
-plotting.save_figure(fig, out_dir, "relaxation");
-
+plotting.save_figure(fig, out_dir, "relaxation")
 # %% [markdown]
 # **What to look at.** At epoch 0 all models sit on one point, the population estimate,
 # near the centre of the three arcs (where no sample's true model is). Over the first
@@ -362,10 +412,10 @@ plotting.save_figure(fig, out_dir, "relaxation");
 
 # %%
 # NBVAL_CHECK_OUTPUT
-relax_err = pd.Series({e: metrics.parameter_mse(coef, theta[rows]) for e, (coef, _) in relax.snapshots_.items()})
+relax_err = pd.Series({e: evaluation.parameter_mse(coef, theta[rows]) for e, (coef, _) in relax.snapshots_.items()})
 relax_err.index.name = "epoch"
-err_fitted = metrics.parameter_mse(relax.coef_[rows], theta[rows])
-err_pop_rows = metrics.parameter_mse(relax.population_coef_, theta[rows])
+err_fitted = evaluation.parameter_mse(relax.coef_[rows], theta[rows])
+err_pop_rows = evaluation.parameter_mse(relax.population_coef_, theta[rows])
 print((relax_err / err_pop_rows).round(2).rename("error / population error").to_string())
 print(f"fitted (best epoch): {err_fitted / err_pop_rows:.2f}")
 assert abs(relax_err.loc[0] / err_pop_rows - 1) < 0.03, "at epoch 0 every model is the population model"
@@ -374,12 +424,17 @@ assert err_fitted < 0.1 * err_pop_rows
 results.update({f"relaxation error ratio epoch {e}": v / err_pop_rows for e, v in relax_err.items()})
 
 # %%
-fig = plotting.plot_sweep(list(relax_err.index) + [best_epoch], {"low-rank PR": list(relax_err) + [err_fitted]},
-                          references={"population model": err_pop_rows}, logy=True, xlabel="epoch",
-                          ylabel="parameter MSE vs the true θ", title="relaxation: error during training")
+fig = plotting.plot_sweep(
+    list(relax_err.index) + [best_epoch],
+    {"low-rank PR": list(relax_err) + [err_fitted]},
+    references={"population model": err_pop_rows},
+    logy=True,
+    xlabel="epoch",
+    ylabel="parameter MSE vs the true θ",
+    title="relaxation: error during training",
+)
 fig.axes[0].annotate("fitted", (best_epoch, err_fitted), xytext=(0, 8), textcoords="offset points", ha="center")
-plotting.save_figure(fig, out_dir, "relaxation_error");
-
+plotting.save_figure(fig, out_dir, "relaxation_error")
 # %% [markdown]
 # ## 6. Scaling: fit time against the number of samples
 #
@@ -403,9 +458,12 @@ for n in scaling_sizes:
     if n == n_samples:  # the same data as the sweep: reuse its rank-q fit
         m = fits[rank]
     else:
-        Xs, ys, Us, _, _ = data.make_personalized_regression(n_samples=n, n_features=n_features,
-                                                             n_covariates=n_covariates, random_state=seed)
-        m = perslib.PersonalizedRegressor(rank=rank, epochs=epochs, device=device, random_state=seed).fit(Xs, ys, covariates=Us)
+        Xs, ys, Us, _, _ = data.make_personalized_regression(
+            n_samples=n, n_features=n_features, n_covariates=n_covariates, random_state=seed
+        )
+        m = perslib.PersonalizedRegressor(rank=rank, epochs=epochs, device=device, random_state=seed).fit(
+            Xs, ys, covariates=Us
+        )
     live.append({"n": n, "fit_s": m.fit_time_, "epochs": m.n_epochs_})
 live = pd.DataFrame(live).assign(source=f"live, this run, {fits[rank].device_.type}")
 bench = pd.read_csv(benchmark_csv)
@@ -417,11 +475,20 @@ bench = bench.assign(source=("benchmark " + version).str.strip() + ", " + cpu + 
 scaling = pd.concat([live, bench[["n", "fit_s", "epochs", "source"]]], ignore_index=True)
 scaling["s per epoch"] = scaling["fit_s"] / scaling["epochs"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
-plotting.plot_scaling(scaling, "n", "fit_s", hue="source", ax=axes[0], xlabel="samples n", ylabel="fit time (s)",
-                      title="fit time")
-plotting.plot_scaling(scaling, "n", "s per epoch", hue="source", ax=axes[1], xlabel="samples n",
-                      ylabel="seconds per epoch", title="time per epoch")
-plotting.save_figure(fig, out_dir, "scaling");
+plotting.plot_scaling(
+    scaling, "n", "fit_s", hue="source", ax=axes[0], xlabel="samples n", ylabel="fit time (s)", title="fit time"
+)
+plotting.plot_scaling(
+    scaling,
+    "n",
+    "s per epoch",
+    hue="source",
+    ax=axes[1],
+    xlabel="samples n",
+    ylabel="seconds per epoch",
+    title="time per epoch",
+)
+plotting.save_figure(fig, out_dir, "scaling")
 scaling.round(3)
 
 # %% [markdown]
@@ -433,18 +500,20 @@ scaling.round(3)
 # from a shared machine and move from run to run; they are not printed in a checked cell.
 
 # %%
-slope_live, _ = metrics.power_law_fit(live["n"], live["fit_s"] / live["epochs"])
-slope_fit, _ = metrics.power_law_fit(live["n"], live["fit_s"])
+slope_live, _ = evaluation.power_law_fit(live["n"], live["fit_s"] / live["epochs"])
+slope_fit, _ = evaluation.power_law_fit(live["n"], live["fit_s"])
 print(f"live slopes: {slope_live:.2f} per epoch, {slope_fit:.2f} per fit")
 assert slope_live < 1.5, "the cost of an epoch should grow about linearly in n, not quadratically"
 for source, part in bench.groupby("source", sort=False):  # one series per benchmark version in the table
     if part["n"].nunique() < 2:
         continue
-    slope_bench, _ = metrics.power_law_fit(part["n"], part["fit_s"] / part["epochs"])
+    slope_bench, _ = evaluation.power_law_fit(part["n"], part["fit_s"] / part["epochs"])
     big = part.loc[part["n"].idxmax()]
-    print(f"{source}: slope per epoch {slope_bench:.2f} (n = {part['n'].min()} to {part['n'].max():,}); at the "
-          f"largest n fit {big['fit_s']:.0f} s, peak memory {big['peak_mb']:.0f} MB for the whole process, "
-          f"{big['peak_mb'] - big['base_mb']:.0f} MB above its state before the fit")
+    print(
+        f"{source}: slope per epoch {slope_bench:.2f} (n = {part['n'].min()} to {part['n'].max():,}); at the "
+        f"largest n fit {big['fit_s']:.0f} s, peak memory {big['peak_mb']:.0f} MB for the whole process, "
+        f"{big['peak_mb'] - big['base_mb']:.0f} MB above its state before the fit"
+    )
     assert slope_bench < 1.5
     results[f"scaling slope per epoch {source}"] = slope_bench
 results.update({"scaling slope live per epoch": slope_live, "scaling slope live per fit": slope_fit})

@@ -54,14 +54,16 @@ from sklearn.model_selection import StratifiedKFold
 
 import perslib
 from perslib import data, plotting
-from perslib.armed_baselines import (
+from perslib.armed import (
+    ARMEDClassifier,
+    ARMEDRegressor,
     BayesMixedGLMClassifier,
     ClusterInputMLPClassifier,
     DomainAdversarialMLPClassifier,
     MixedEffectsMLPClassifier,
     MixedLMRegressor,
+    feature_importance,
 )
-from perslib.armed_models import ARMEDClassifier, ARMEDRegressor, feature_importance
 from perslib.evaluation import (
     cross_validate_models,
     label_cluster_strata,
@@ -106,7 +108,7 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # capped at the chance level, so the FE network is pushed to confuse it and no further
 # (the paper's unbounded $-\mathrm{CE}$ can run away). For the other settings and the
 # defects of the original code that this implementation avoids, see the docstring of
-# `perslib.armed_models`.
+# `perslib.armed`.
 #
 # The baselines are ARMED with parts removed, a cluster-aware MLP and a classic model:
 #
@@ -144,8 +146,9 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # the logit along the raw coordinates. Section 4 comes back to the linear version.
 
 # %%
-X, y, groups, truth = data.make_spirals(n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True,
-                                        as_frame=True, random_state=seed)
+X, y, groups, truth = data.make_spirals(
+    n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True, as_frame=True, random_state=seed
+)
 net = {"epochs": epochs, "device": device, "random_state": seed}  # every network
 models = {
     "MLP": MLPClassifier(**net),
@@ -153,7 +156,7 @@ models = {
     "domain-adversarial MLP": DomainAdversarialMLPClassifier(**net),
     "mixed-effects MLP (no adversary)": MixedEffectsMLPClassifier(slopes="nonlinear", **net),
     "ARMED": ARMEDClassifier(slopes="nonlinear", **net),
-    "logistic mixed model": BayesMixedGLMClassifier(),
+    "logistic mixed model": BayesMixedGLMClassifier(random_state=seed),
 }
 ablations = {"ARMED, z = 0 (FE only)": ("ARMED", {"z": "zero"}), "ARMED, random z": ("ARMED", {"z": "random"})}
 
@@ -166,9 +169,18 @@ def importances(name, model, train, test):
 
 
 cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-scores, fitted = cross_validate_models(models, X, y, groups, cv, stratify=label_cluster_strata(y, groups),
-                                       variants=ablations, on_fold=importances, n_jobs=n_jobs,
-                                       return_estimators=True)
+scores, fitted = cross_validate_models(
+    models,
+    X,
+    y,
+    groups,
+    cv,
+    stratify=label_cluster_strata(y, groups),
+    variants=ablations,
+    on_fold=importances,
+    n_jobs=n_jobs,
+    return_estimators=True,
+)
 summary = summarize_folds(scores)
 fit_time = summary.xs("fit_time", level="metric")["mean"]
 print("mean fit time per fold (s):", fit_time.round(1).to_dict())
@@ -196,8 +208,7 @@ results.update({f"seen {m} {k}": v for (m, k), v in summary["mean"].items()})
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.9), layout="constrained", sharey=True)
 for ax, metric in zip(axes, ["accuracy", "auroc"]):
     plotting.plot_fold_scores(scores, metric, ax=ax, reference="MLP", models=list(models) + list(ablations))
-plotting.save_figure(fig, out_dir, "seen_clusters_scores");
-
+plotting.save_figure(fig, out_dir, "seen_clusters_scores")
 # %% [markdown]
 # **What to conclude.** The models that know the cluster — the mixed-effects MLP, ARMED
 # and the cluster-input MLP — beat the conventional MLP by a few points: part of what
@@ -236,8 +247,9 @@ print(imp.round(3).to_string())
 ratio = imp.loc["ARMED", ["probe_1", "probe_2"]].mean() / imp.loc["MLP", ["probe_1", "probe_2"]].mean()
 print(f"probe importance, ARMED relative to the MLP: {ratio:.2f}")
 assert ratio < 0.7, "the adversary should cut the FE network's reliance on the probes"
-results.update(probe_importance_ratio=ratio, **{f"importance {m} {c}": v for m, row in imp.iterrows()
-                                                for c, v in row.items()})
+results.update(
+    probe_importance_ratio=ratio, **{f"importance {m} {c}": v for m, row in imp.iterrows() for c, v in row.items()}
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
@@ -245,8 +257,7 @@ imp[["x1", "x2", "probe_1", "probe_2"]].plot.barh(ax=ax, color=plotting.categori
 ax.invert_yaxis()
 ax.set(xlabel="mean |∂ P(class 1) / ∂ x| (standardized inputs, z = 0)", ylabel="")
 ax.legend(title="input", fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
-plotting.save_figure(fig, out_dir, "feature_importance");
-
+plotting.save_figure(fig, out_dir, "feature_importance")
 # %% [markdown]
 # **What to conclude.** The spiral coordinates carry the importance for every model,
 # as they should. The conventional MLP puts the most weight on the probes; ARMED's FE
@@ -281,9 +292,13 @@ train0 = fitted[("splits", 0)][0]
 armed_lin = ARMEDClassifier(slopes="linear", **net).fit(X.iloc[train0], y[train0], groups=groups[train0])
 re = armed_lin.random_effects_
 class1_share = 1 - truth["class0_ratio"]
-corr = pd.DataFrame({"r with radius r_k": re.corrwith(truth["radius"]),
-                     "r with class-1 share": re.corrwith(class1_share),
-                     "learned spread τ": armed_lin.random_effect_sd_})
+corr = pd.DataFrame(
+    {
+        "r with radius r_k": re.corrwith(truth["radius"]),
+        "r with class-1 share": re.corrwith(class1_share),
+        "learned spread τ": armed_lin.random_effect_sd_,
+    }
+)
 print(corr.round(2).to_string())
 r_int, r_x2 = corr.loc["intercept", "r with class-1 share"], corr.loc["x2", "r with radius r_k"]
 r_int_nl = fitted[(0, "ARMED")].random_effects_["intercept"].corr(class1_share)
@@ -294,12 +309,23 @@ results.update(re_corr_intercept_class1=r_int, re_corr_x2_radius=r_x2, re_corr_i
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-plotting.plot_scatter(class1_share, re["intercept"], annotate=list(re.index), ax=axes[0],
-                      xlabel="class-1 share of the cluster (1 − ρ_k)", ylabel="random intercept (logit)")
-plotting.plot_scatter(truth["radius"], re["x2"], annotate=list(re.index), ax=axes[1],
-                      xlabel="radius of the cluster's spiral (r_k)", ylabel="random slope on x2")
-plotting.save_figure(fig, out_dir, "random_effects_vs_truth");
-
+plotting.plot_scatter(
+    class1_share,
+    re["intercept"],
+    annotate=list(re.index),
+    ax=axes[0],
+    xlabel="class-1 share of the cluster (1 − ρ_k)",
+    ylabel="random intercept (logit)",
+)
+plotting.plot_scatter(
+    truth["radius"],
+    re["x2"],
+    annotate=list(re.index),
+    ax=axes[1],
+    xlabel="radius of the cluster's spiral (r_k)",
+    ylabel="random slope on x2",
+)
+plotting.save_figure(fig, out_dir, "random_effects_vs_truth")
 # %% [markdown]
 # **What to conclude.** The random intercept is almost a relabelled copy of the class
 # balance: clusters with more class-1 points get a larger intercept, exactly the
@@ -330,15 +356,28 @@ plotting.save_figure(fig, out_dir, "random_effects_vs_truth");
 hsb = data.load_math_achievement()
 frame = hsb.frame.sample(frac=math_fraction, random_state=seed) if math_fraction < 1 else hsb.frame
 Xm, ym, gm = frame[hsb.features], frame[hsb.target].to_numpy(), frame[hsb.group].to_numpy()
-reg_models = {"MixedLM (random intercept)": MixedLMRegressor(), "MLP": MLPRegressor(**net),
-              "ARMED": ARMEDRegressor(**net)}
+reg_models = {
+    "MixedLM (random intercept)": MixedLMRegressor(),
+    "MLP": MLPRegressor(**net),
+    "ARMED": ARMEDRegressor(**net),
+}
 cv_m = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-scores_m, fitted_m = cross_validate_models(reg_models, Xm, ym, gm, cv_m, stratify=gm, n_jobs=n_jobs,
-                                           variants={"ARMED, z = 0 (FE only)": ("ARMED", {"z": "zero"})},
-                                           return_estimators=True)
+scores_m, fitted_m = cross_validate_models(
+    reg_models,
+    Xm,
+    ym,
+    gm,
+    cv_m,
+    stratify=gm,
+    n_jobs=n_jobs,
+    variants={"ARMED, z = 0 (FE only)": ("ARMED", {"z": "zero"})},
+    return_estimators=True,
+)
 summary_m = summarize_folds(scores_m)
-print(f"{len(frame)} students; mean fit time per fold (s):",
-      summary_m.xs("fit_time", level="metric")["mean"].round(1).to_dict())
+print(
+    f"{len(frame)} students; mean fit time per fold (s):",
+    summary_m.xs("fit_time", level="metric")["mean"].round(1).to_dict(),
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -350,10 +389,10 @@ assert r2.loc["ARMED", "mean"] > r2.loc["MixedLM (random intercept)", "mean"] - 
 results.update({f"math seen r2 {m}": v for m, v in r2["mean"].items()})
 
 # %%
-fig = plotting.plot_fold_scores(scores_m, "r2", reference="MixedLM (random intercept)",
-                                score_label="held-out R² (folds; mean and 95% interval)")
-plotting.save_figure(fig, out_dir, "math_seen_scores");
-
+fig = plotting.plot_fold_scores(
+    scores_m, "r2", reference="MixedLM (random intercept)", score_label="held-out R² (folds; mean and 95% interval)"
+)
+plotting.save_figure(fig, out_dir, "math_seen_scores")
 # %% [markdown]
 # **Do ARMED's school effects agree with the mixed model's?** The random intercepts of
 # the first fold's ARMED model (in points of the score) against MixedLM's BLUPs of the
@@ -365,16 +404,22 @@ a_re, m_re = fitted_m[(0, "ARMED")], fitted_m[(0, "MixedLM (random intercept)")]
 both = pd.DataFrame({"ARMED": a_re.random_effects_["intercept"], "MixedLM": m_re.random_effects_["Group"]}).dropna()
 r_schools = float(both.corr().iloc[0, 1])
 print(f"correlation of the school intercepts, ARMED vs MixedLM: {r_schools:.2f}")
-print(f"spread of the school intercepts (points): ARMED τ {a_re.random_effect_sd_['intercept']:.1f}, "
-      f"MixedLM {m_re.random_effect_sd_['Group']:.1f}")
+print(
+    f"spread of the school intercepts (points): ARMED τ {a_re.random_effect_sd_['intercept']:.1f}, "
+    f"MixedLM {m_re.random_effect_sd_['Group']:.1f}"
+)
 assert r_schools > 0.8, "ARMED's random intercepts should rank the schools like the mixed model"
 results.update(math_corr_school_intercepts=r_schools)
 
 # %%
-fig = plotting.plot_scatter(both["MixedLM"], both["ARMED"], identity=True, xlabel="MixedLM BLUP (points)",
-                            ylabel="ARMED random intercept (points)")
-plotting.save_figure(fig, out_dir, "math_school_intercepts");
-
+fig = plotting.plot_scatter(
+    both["MixedLM"],
+    both["ARMED"],
+    identity=True,
+    xlabel="MixedLM BLUP (points)",
+    ylabel="ARMED random intercept (points)",
+)
+plotting.save_figure(fig, out_dir, "math_school_intercepts")
 # %% [markdown]
 # **What to conclude.** On seen schools the school intercept is most of the story: both
 # models that have one beat the MLP clearly, and ARMED's FE network alone ($z = 0$) falls

@@ -52,14 +52,15 @@ from sklearn.model_selection import GroupKFold
 
 import perslib
 from perslib import data, plotting
-from perslib.armed_baselines import (
+from perslib.armed import (
+    ARMEDClassifier,
+    ARMEDRegressor,
     BayesMixedGLMClassifier,
     ClusterInputMLPClassifier,
     DomainAdversarialMLPClassifier,
     MixedEffectsMLPClassifier,
     MixedLMRegressor,
 )
-from perslib.armed_models import ARMEDClassifier, ARMEDRegressor
 from perslib.evaluation import (
     OnColumns,
     WithCovariates,
@@ -127,8 +128,9 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # "per sample", "z = 0" and "random z" are predictions of the same fitted ARMED models.
 
 # %%
-X, y, groups, truth = data.make_spirals(n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True,
-                                        as_frame=True, random_state=seed)
+X, y, groups, truth = data.make_spirals(
+    n_clusters=n_clusters, n_per_cluster=n_per_cluster, confounded=True, as_frame=True, random_state=seed
+)
 net = {"epochs": epochs, "device": device, "random_state": seed}  # every network
 models = {
     "MLP": MLPClassifier(**net),
@@ -136,13 +138,16 @@ models = {
     "domain-adversarial MLP": DomainAdversarialMLPClassifier(**net),
     "mixed-effects MLP (no adversary)": MixedEffectsMLPClassifier(slopes="nonlinear", **net),
     "ARMED, z-predictor": ARMEDClassifier(slopes="nonlinear", **net),
-    "logistic mixed model": BayesMixedGLMClassifier(),
+    "logistic mixed model": BayesMixedGLMClassifier(random_state=seed),
 }
-z_choices = {"ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
-             "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
-             "ARMED, random z": ("ARMED, z-predictor", {"z": "random"})}
-scores, fitted = cross_validate_models(models, X, y, groups, GroupKFold(n_folds), variants=z_choices,
-                                       n_jobs=n_jobs, return_estimators=True)
+z_choices = {
+    "ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
+    "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
+    "ARMED, random z": ("ARMED, z-predictor", {"z": "random"}),
+}
+scores, fitted = cross_validate_models(
+    models, X, y, groups, GroupKFold(n_folds), variants=z_choices, n_jobs=n_jobs, return_estimators=True
+)
 summary = summarize_folds(scores)
 print("mean fit time per fold (s):", summary.xs("fit_time", level="metric")["mean"].round(1).to_dict())
 
@@ -166,8 +171,7 @@ results.update({f"unseen {m} {k}": v for (m, k), v in summary["mean"].items()})
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.9), layout="constrained", sharey=True)
 for ax, metric in zip(axes, ["accuracy", "auroc"]):
     plotting.plot_fold_scores(scores, metric, ax=ax, reference="MLP", models=order)
-plotting.save_figure(fig, out_dir, "unseen_clusters_scores");
-
+plotting.save_figure(fig, out_dir, "unseen_clusters_scores")
 # %% [markdown]
 # **What to look at.** Compare the three ARMED rows with each other and with the MLP.
 # Folds now differ a lot — each holds out two particular clusters, and a cluster with an
@@ -217,11 +221,18 @@ by_rho = list(truth.sort_values("class0_ratio").index)
 names = {k: f"{k} (ρ {truth.loc[k, 'class0_ratio']:.2f}, r {truth.loc[k, 'radius']:.2f})" for k in truth.index}
 fig, axes = plt.subplots(1, 2, figsize=(15, 5.2), layout="constrained", sharey=True)
 for ax, (how, M) in zip(axes, memberships.items()):
-    plotting.plot_soft_memberships(M[list(truth.index)], M["cluster"].map(names), columns=list(truth.index),
-                                   row_order=[names[k] for k in by_rho], column_order=by_rho, ax=ax,
-                                   xlabel="seen cluster (sorted by class-0 share ρ)", title=f"z-predictor, {how}")
+    plotting.plot_soft_memberships(
+        M[list(truth.index)],
+        M["cluster"].map(names),
+        columns=list(truth.index),
+        row_order=[names[k] for k in by_rho],
+        column_order=by_rho,
+        ax=ax,
+        xlabel="seen cluster (sorted by class-0 share ρ)",
+        title=f"z-predictor, {how}",
+    )
 axes[1].set_ylabel("")
-plotting.save_figure(fig, out_dir, "zpredictor_memberships");
+plotting.save_figure(fig, out_dir, "zpredictor_memberships")
 
 # %% [markdown]
 # In numbers: the membership-weighted class-0 share and radius of the seen clusters,
@@ -232,14 +243,22 @@ plotting.save_figure(fig, out_dir, "zpredictor_memberships");
 # mean largest membership and the normalised entropy $H(\hat z)/\log K$ (1 = spread
 # evenly, 0 = all on one cluster).
 
+
 # %%
 # NBVAL_CHECK_OUTPUT
 def membership_summary(M):
     """Per held-out cluster: weighted ρ and radius of the seen clusters, largest membership, entropy."""
     Zs = M[list(truth.index)].fillna(0.0)
     K_seen = M[list(truth.index)].notna().sum(axis=1).to_numpy()
-    out = pd.DataFrame({"cluster": M["cluster"], "rho_hat": Zs @ truth["class0_ratio"], "r_hat": Zs @ truth["radius"],
-                        "max": Zs.max(axis=1), "entropy": -(Zs * np.log(Zs.clip(lower=1e-12))).sum(axis=1) / np.log(K_seen)})
+    out = pd.DataFrame(
+        {
+            "cluster": M["cluster"],
+            "rho_hat": Zs @ truth["class0_ratio"],
+            "r_hat": Zs @ truth["radius"],
+            "max": Zs.max(axis=1),
+            "entropy": -(Zs * np.log(Zs.clip(lower=1e-12))).sum(axis=1) / np.log(K_seen),
+        }
+    )
     out["sq_err_rho"] = (out["rho_hat"] - truth["class0_ratio"].reindex(out["cluster"]).to_numpy()) ** 2
     return out.groupby("cluster").mean().join(truth[["class0_ratio", "radius"]])
 
@@ -249,13 +268,21 @@ for how, m in member.items():
     r_rho = float(np.corrcoef(m["rho_hat"], m["class0_ratio"])[0, 1])
     r_rad = float(np.corrcoef(m["r_hat"], m["radius"])[0, 1])
     rmse = float(np.sqrt(m["sq_err_rho"].mean()))
-    print(f"{how:>10}: r(weighted ρ, true ρ) = {r_rho:.2f}, r(weighted radius, true radius) = {r_rad:.2f}, "
-          f"per-sample RMSE of weighted ρ {rmse:.3f}; "
-          f"mean largest membership {m['max'].mean():.2f}, normalised entropy {m['entropy'].mean():.2f}")
+    print(
+        f"{how:>10}: r(weighted ρ, true ρ) = {r_rho:.2f}, r(weighted radius, true radius) = {r_rad:.2f}, "
+        f"per-sample RMSE of weighted ρ {rmse:.3f}; "
+        f"mean largest membership {m['max'].mean():.2f}, normalised entropy {m['entropy'].mean():.2f}"
+    )
     key = how.replace(" ", "_")
-    results.update({f"spiral_member_{key}_corr_rho": r_rho, f"spiral_member_{key}_corr_radius": r_rad,
-                    f"spiral_member_{key}_rmse_rho": rmse,
-                    f"spiral_member_{key}_max": m["max"].mean(), f"spiral_member_{key}_entropy": m["entropy"].mean()})
+    results.update(
+        {
+            f"spiral_member_{key}_corr_rho": r_rho,
+            f"spiral_member_{key}_corr_radius": r_rad,
+            f"spiral_member_{key}_rmse_rho": rmse,
+            f"spiral_member_{key}_max": m["max"].mean(),
+            f"spiral_member_{key}_entropy": m["entropy"].mean(),
+        }
+    )
 assert results["spiral_member_per_sample_corr_rho"] > 0.7, "new clusters should sit among seen ones of similar balance"
 assert results["spiral_member_pooled_rmse_rho"] < results["spiral_member_per_sample_rmse_rho"], "pooling removes noise"
 
@@ -303,18 +330,33 @@ reg_models = {
     "MLP": OnColumns(MLPRegressor(**net), **students),
     "ARMED, z-predictor": OnColumns(ARMEDRegressor(**net), **students),
     "MLP + school covariates": MLPRegressor(**net),
-    "personalized regression (kNN)": WithCovariates(perslib.PersonalizedRegressor(
-        rank=4, n_neighbors_predict=50, device=device, random_state=seed), covariates=hsb.covariates),
-    "personalized regression (encoder)": WithCovariates(perslib.PersonalizedRegressor(
-        rank=4, encoder="mlp", device=device, random_state=seed), covariates=hsb.covariates),
+    "personalized regression (kNN)": WithCovariates(
+        perslib.PersonalizedRegressor(rank=4, n_neighbors_predict=50, device=device, random_state=seed),
+        covariates=hsb.covariates,
+    ),
+    "personalized regression (encoder)": WithCovariates(
+        perslib.PersonalizedRegressor(rank=4, encoder="mlp", device=device, random_state=seed),
+        covariates=hsb.covariates,
+    ),
 }
 scores_m, fitted_m = cross_validate_models(
-    reg_models, Xm, ym, gm, GroupKFold(n_folds_math), n_jobs=n_jobs, return_estimators=True,
-    variants={"ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
-              "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"})})
+    reg_models,
+    Xm,
+    ym,
+    gm,
+    GroupKFold(n_folds_math),
+    n_jobs=n_jobs,
+    return_estimators=True,
+    variants={
+        "ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
+        "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
+    },
+)
 summary_m = summarize_folds(scores_m)
-print(f"{len(frame)} students; mean fit time per fold (s):",
-      summary_m.xs("fit_time", level="metric")["mean"].round(1).to_dict())
+print(
+    f"{len(frame)} students; mean fit time per fold (s):",
+    summary_m.xs("fit_time", level="metric")["mean"].round(1).to_dict(),
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -330,10 +372,10 @@ assert r2.loc["MLP + school covariates", "mean"] > r2.loc["MLP", "mean"] + 0.02,
 results.update({f"math unseen r2 {m}": v for m, v in r2["mean"].items()})
 
 # %%
-fig = plotting.plot_fold_scores(scores_m, "r2", reference="MLP",
-                                score_label="held-out R² on unseen schools (folds; mean and 95% interval)")
-plotting.save_figure(fig, out_dir, "math_unseen_scores");
-
+fig = plotting.plot_fold_scores(
+    scores_m, "r2", reference="MLP", score_label="held-out R² on unseen schools (folds; mean and 95% interval)"
+)
+plotting.save_figure(fig, out_dir, "math_unseen_scores")
 # %% [markdown]
 # **Why pooling matters here.** From one student's SES, sex and minority status the
 # z-predictor has to guess the school, and the memberships of single held-out students
@@ -346,8 +388,10 @@ armed_m, (_, test_m) = fitted_m[(0, "ARMED, z-predictor")].estimator_, fitted_m[
 for how, g in [("per student", None), ("pooled per school", gm[test_m])]:
     Zm = armed_m.design_matrix(Xm.iloc[test_m][hsb.features], groups=g, z="zpredictor")
     ent_m = float((-(Zm * np.log(np.clip(Zm, 1e-12, None))).sum(axis=1) / np.log(Zm.shape[1])).mean())
-    print(f"{how:>17}: {Zm.shape[1]} seen schools, mean largest membership {Zm.max(axis=1).mean():.3f} "
-          f"(uniform {1 / Zm.shape[1]:.3f}), normalised entropy {ent_m:.2f}")
+    print(
+        f"{how:>17}: {Zm.shape[1]} seen schools, mean largest membership {Zm.max(axis=1).mean():.3f} "
+        f"(uniform {1 / Zm.shape[1]:.3f}), normalised entropy {ent_m:.2f}"
+    )
     results[f"math_member_entropy_{how.split()[0]}"] = ent_m
 assert results["math_member_entropy_per"] > 0.8, "one student's features barely identify a school"
 

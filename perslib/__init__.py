@@ -1,48 +1,33 @@
 """perslib: models that adapt to the sample or cluster they serve.
 
-Two method families back a numbered series of tutorial notebooks:
-
-* personalized regression (Lengerich et al., ISMB 2018; NeurIPS 2019);
-* ARMED mixed-effects deep learning (Nguyen et al., TPAMI 2023).
-
-Modules
--------
-utils         seeding, device choice, thread and progress switches, input validation
-training      a small reusable minibatch training loop with early stopping
-mlp           a plain MLP module and its scikit-learn style estimators
-personalized  personalized regression (full rank and low rank), distance matching
-distances     per-pair covariate distances and neighbour search (no n x n matrices)
-armed         ARMED building blocks: random-effects layer, adversary, generator-loss guard
-armed_models  ARMEDClassifier / ARMEDRegressor (unseen clusters, z ablations, closed-form mixed-model refit)
-armed_interpret  fixed-effects feature importance, random-slope spread, intercept vs prevalence
-armed_baselines  cluster-input, domain-adversarial and mixed-effects MLPs, statsmodels mixed models
-baselines     population GLM, mixture of regressions, varying coefficients, kNN local regression
-data          seeded simulators with their ground truth, and real clustered datasets
-metrics       parameter-recovery and per-cluster scores, intervals over folds
-evaluation    cross-validation of several estimators over grouped folds, tidy results
-plotting      the house plotting style and the figures the notebooks show
-reports       run the notebooks as parameterized reports (papermill + HTML)
+``perslib.personalized`` (personalized regression, Lengerich et al. 2018/2019) and
+``perslib.armed`` (ARMED mixed-effects deep learning, Nguyen et al. 2023) are the two
+method families; ``perslib.evaluation``, ``perslib.data``, ``perslib.plotting`` and
+``perslib.reports`` serve the tutorial notebooks. The main estimators, ``set_seed``,
+``resolve_device`` and ``load`` are importable from here.
 """
 
 import importlib
 
-from perslib.armed_models import ARMEDClassifier, ARMEDRegressor
+from perslib._core.persistence import load
+from perslib._core.runtime import resolve_device, set_seed
+from perslib.armed import ARMEDClassifier, ARMEDRegressor
 from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor
-from perslib.utils import resolve_device, set_seed
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_SUBMODULES = {"armed", "armed_baselines", "armed_interpret", "armed_models", "evaluation", "baselines", "data", "distances", "metrics", "mlp", "personalized", "plotting", "reports", "training", "utils"}
+_SUBMODULES = {"armed", "data", "evaluation", "mlp", "personalized", "plotting", "reports"}
 
 __all__ = [
-    "__version__",
     "ARMEDClassifier",
     "ARMEDRegressor",
     "MLPClassifier",
     "MLPRegressor",
     "PersonalizedClassifier",
     "PersonalizedRegressor",
+    "__version__",
+    "load",
     "resolve_device",
     "set_seed",
     *sorted(_SUBMODULES),

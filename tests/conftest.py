@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from perslib.utils import torch_threads
+from perslib._core import torch_threads
 
 os.environ.setdefault("PERSLIB_PROGRESS", "0")  # tqdm bars off, also inside notebook kernels
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -87,7 +87,9 @@ def collect(out: Path) -> list[dict]:
     for metrics in sorted(out.glob("*-seed*/*/metrics.json")):
         path, seed = metrics.parent.parent.name.rsplit("-seed", 1)
         for name, value in flatten_figures(json.loads(metrics.read_text())).items():
-            rows.append({"notebook": metrics.parent.name, "path": path, "seed": int(seed), "figure": name, "value": value})
+            rows.append(
+                {"notebook": metrics.parent.name, "path": path, "seed": int(seed), "figure": name, "value": value}
+            )
     with (out / "figures.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["notebook", "path", "seed", "figure", "value"])
         writer.writeheader()
@@ -135,14 +137,22 @@ def write(args) -> None:
     rows = collect(Path(args.out).resolve())
     by_nb: dict = {}
     for r in rows:
-        by_nb.setdefault(r["notebook"], {}).setdefault(r["figure"], []).append((r["path"], int(r["seed"]), float(r["value"])))
+        by_nb.setdefault(r["notebook"], {}).setdefault(r["figure"], []).append(
+            (r["path"], int(r["seed"]), float(r["value"]))
+        )
     EXPECTED_DIR.mkdir(parents=True, exist_ok=True)
     for stem, figures in sorted(by_nb.items()):
         if args.notebooks and stem not in args.notebooks:
             continue
         ref_seed = min(s for vals in figures.values() for p, s, _ in vals if p == "native")
-        out = {"notebook": stem, "profile": "default parameters", "seed": ref_seed, "figures": {}, "unchecked": UNCHECKED,
-               "measured": {}}
+        out = {
+            "notebook": stem,
+            "profile": "default parameters",
+            "seed": ref_seed,
+            "figures": {},
+            "unchecked": UNCHECKED,
+            "measured": {},
+        }
 
         for name, vals in sorted(figures.items()):
             if any(re.fullmatch(p, name) for p in UNCHECKED):
@@ -156,8 +166,7 @@ def write(args) -> None:
             out["figures"][name] = spec
         paths = sorted({p for vals in figures.values() for p, _, _ in vals})
         seeds = sorted({s for vals in figures.values() for p, s, _ in vals if p == "native"})
-        out["measured"] = {"paths": {p: PATHS[p] for p in paths}, "native seeds": seeds,
-                           "machine": args.machine}
+        out["measured"] = {"paths": {p: PATHS[p] for p in paths}, "native seeds": seeds, "machine": args.machine}
         path = EXPECTED_DIR / f"{stem}.json"
         path.write_text(_dumps(out))
         print(f"wrote {path} ({len(out['figures'])} figures)")
@@ -170,7 +179,7 @@ def _dumps(content: dict) -> str:
     for i, (key, value) in enumerate(items):
         comma = "," if i < len(items) - 1 else ""
         if key == "figures":
-            lines.append(f'  "figures": {{')
+            lines.append('  "figures": {')
             figs = list(value.items())
             for j, (name, spec) in enumerate(figs):
                 sep = "," if j < len(figs) - 1 else ""

@@ -35,8 +35,15 @@ SANITIZE_FILE = ROOT / "tests" / "nbval_sanitize.cfg"
 EXPECTED_DIR = ROOT / "notebooks" / "expected"
 # nbval's keys that are never compared (--nbval-lax without nbdime), as in nbval/plugin.py
 SKIP_COMPARE = {
-    "metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
-    "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg",
+    "metadata",
+    "traceback",
+    "prompt_number",
+    "output_type",
+    "name",
+    "execution_count",
+    "application/vnd.jupyter.widget-view+json",
+    "image/png",
+    "image/jpeg",
 }
 
 

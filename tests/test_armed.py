@@ -1,4 +1,4 @@
-"""Tests of the ARMED building blocks and estimators (perslib.armed, perslib.armed_models)."""
+"""Tests of the ARMED building blocks and estimators (perslib.armed, perslib.armed)."""
 
 import pickle
 import warnings
@@ -10,19 +10,17 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from perslib.armed import (
+    ARMEDClassifier,
     ARMEDNet,
+    ARMEDRegressor,
     RandomEffects,
     adversary_loss,
+    feature_importance,
     generator_loss,
     grad_reverse,
+    intercept_prevalence_correlation,
     linear_mixed_refit,
     pool_memberships,
-)
-from perslib.armed_models import (
-    ARMEDClassifier,
-    ARMEDRegressor,
-    feature_importance,
-    intercept_prevalence_correlation,
     random_slope_spread,
 )
 from perslib.data import make_spirals
@@ -38,7 +36,6 @@ FAST = {
 }
 
 
-
 def _intercept_data(n_clusters=30, n_per=60, sd=1.0, seed=0):
     """y = 2 x0 - x1 + b_k + noise with known random intercepts b_k ~ N(0, sd^2)."""
     rng = np.random.default_rng(seed)
@@ -51,9 +48,7 @@ def _intercept_data(n_clusters=30, n_per=60, sd=1.0, seed=0):
 
 @pytest.fixture(scope="module")
 def spirals():
-    X, y, g, eff = make_spirals(
-        n_clusters=6, n_per_cluster=200, confounded=True, as_frame=True, random_state=0
-    )
+    X, y, g, eff = make_spirals(n_clusters=6, n_per_cluster=200, confounded=True, as_frame=True, random_state=0)
     return X, y, np.array([f"site{k}" for k in g], dtype=object), eff
 
 
@@ -75,16 +70,11 @@ def test_kl_matches_closed_form_and_torch():
     tau = layer.prior_scale.detach()
     assert torch.allclose(tau, torch.tensor([0.2, 0.5, 1.0]), atol=1e-4)
     closed = (torch.log(tau / s) + (s**2 + mu**2) / (2 * tau**2) - 0.5).sum()
-    ref = kl_divergence(
-        Normal(mu, s), Normal(torch.zeros_like(mu), tau.expand_as(mu))
-    ).sum()
+    ref = kl_divergence(Normal(mu, s), Normal(torch.zeros_like(mu), tau.expand_as(mu))).sum()
     assert torch.allclose(kl, closed, rtol=1e-5)
     assert torch.allclose(kl, ref, rtol=1e-5)
     kl.backward()  # the prior scale is learned (empirical Bayes)
-    assert (
-        layer.log_prior_scale.grad is not None
-        and layer.log_prior_scale.grad.shape == (3,)
-    )
+    assert layer.log_prior_scale.grad is not None and layer.log_prior_scale.grad.shape == (3,)
 
 
 def test_posterior_scale_initialisation_range():
@@ -120,9 +110,7 @@ def test_mixing_is_on_the_logit():
     out = net(x, z)
     u = net.re.loc[[0, 1, 2, 3, 0, 1]]
     expected = out["fixed"] + u[:, 0] + (x * u[:, 1:]).sum(1)
-    assert torch.allclose(
-        out["mixed"], expected, atol=1e-6
-    )  # P3: logit + RE, not sigmoid(logit)
+    assert torch.allclose(out["mixed"], expected, atol=1e-6)  # P3: logit + RE, not sigmoid(logit)
     assert torch.equal(net(x, torch.zeros(6, 4))["mixed"], out["fixed"])
 
 
@@ -139,26 +127,18 @@ def test_generator_term_pushes_fe_to_increase_adversary_loss():
     ce = adversary_loss(net.adversary(h), zb)
     gen = generator_loss(net.adversary(h), zb, log_prior, guard="none")
     assert torch.allclose(gen, -ce)  # P1: minus the CE
-    fe_params = list(
-        net.fe.hidden_layers.parameters()
-    )  # the layers whose activations A reads
+    fe_params = list(net.fe.hidden_layers.parameters())  # the layers whose activations A reads
     grads = torch.autograd.grad(gen, fe_params)
     with torch.no_grad():
         for p, gr in zip(fe_params, grads):
             p -= 0.05 * gr  # a descent step of the FE net on its generator term
         h2 = net.adversary_input(net(x)["hidden"], x)
-        assert (
-            adversary_loss(net.adversary(h2), zb) > ce
-        )  # ... raises the adversary's loss
+        assert adversary_loss(net.adversary(h2), zb) > ce  # ... raises the adversary's loss
     # gradient reversal gives the FE the same direction
     h = net.adversary_input(net(x)["hidden"], x)
-    g_rev = torch.autograd.grad(
-        adversary_loss(net.adversary(grad_reverse(h, 1.0)), zb), fe_params
-    )
+    g_rev = torch.autograd.grad(adversary_loss(net.adversary(grad_reverse(h, 1.0)), zb), fe_params)
     h = net.adversary_input(net(x)["hidden"], x)
-    g_gen = torch.autograd.grad(
-        generator_loss(net.adversary(h), zb, log_prior, guard="none"), fe_params
-    )
+    g_gen = torch.autograd.grad(generator_loss(net.adversary(h), zb, log_prior, guard="none"), fe_params)
     for a, b in zip(g_rev, g_gen):
         assert torch.allclose(a, b, atol=1e-6)
 
@@ -168,16 +148,12 @@ def test_generator_guards_are_bounded():
     logits = torch.tensor([[-50.0, 50.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)
     zb = torch.tensor([0, 1])
     clamp = generator_loss(logits, zb, log_prior, "clamp", cap=1.0)
-    assert (
-        clamp >= -float(-log_prior[zb].mean()) - 1e-6
-    )  # never below minus the chance-level loss
+    assert clamp >= -float(-log_prior[zb].mean()) - 1e-6  # never below minus the chance-level loss
     (g,) = torch.autograd.grad(clamp, logits)
     assert torch.all(g[0] == 0)  # a sample past chance is not pushed further
     conf = generator_loss(logits, zb, log_prior, "confusion")
     assert conf >= 0
-    at_chance = generator_loss(
-        log_prior.expand(2, 3).clone(), zb, log_prior, "confusion"
-    )
+    at_chance = generator_loss(log_prior.expand(2, 3).clone(), zb, log_prior, "confusion")
     assert abs(float(at_chance)) < 1e-6
 
 
@@ -186,32 +162,22 @@ def test_adversary_loss_rises_when_features_leak_the_cluster(guard):
     rng = np.random.default_rng(0)
     K, n = 4, 800
     g = rng.integers(K, size=n)
-    X = np.column_stack(
-        [rng.normal(size=n), g + rng.normal(0, 0.1, n)]
-    )  # x1 reveals the cluster
+    X = np.column_stack([rng.normal(size=n), g + rng.normal(0, 0.1, n)])  # x1 reveals the cluster
     y = (X[:, 0] + rng.normal(0, 0.3, n) > 0).astype(int)
     kw = dict(
-        FAST, epochs=30, random_effects=False, adversary_hidden=(16,), batch_size=64,
+        FAST,
+        epochs=30,
+        random_effects=False,
+        adversary_hidden=(16,),
+        batch_size=64,
         adversary_guard=guard,
     )
-    with_adv = (
-        ARMEDClassifier(lambda_adv=1.0, random_state=0, **kw)
-        .fit(X, y, groups=g)
-        .history_["adv_loss"]
-    )
-    no_push = (
-        ARMEDClassifier(lambda_adv=0.0, random_state=0, **kw)
-        .fit(X, y, groups=g)
-        .history_["adv_loss"]
-    )
-    assert (
-        with_adv.iloc[-3:].mean() > with_adv.min() + 0.2
-    )  # rises after the adversary's early gains
+    with_adv = ARMEDClassifier(lambda_adv=1.0, random_state=0, **kw).fit(X, y, groups=g).history_["adv_loss"]
+    no_push = ARMEDClassifier(lambda_adv=0.0, random_state=0, **kw).fit(X, y, groups=g).history_["adv_loss"]
+    assert with_adv.iloc[-3:].mean() > with_adv.min() + 0.2  # rises after the adversary's early gains
     assert with_adv.iloc[-3:].mean() > no_push.iloc[-3:].mean() + 0.5
     chance = np.log(K)
-    assert (
-        with_adv.iloc[-3:].mean() < 1.5 * chance
-    )  # the guard keeps it near chance (P7)
+    assert with_adv.iloc[-3:].mean() < 1.5 * chance  # the guard keeps it near chance (P7)
 
 
 # -- estimators ----------------------------------------------------------------------------
@@ -230,9 +196,7 @@ def test_random_intercepts_recovered():
     ).fit(X, y, groups=g)
     est = m.random_effects_["intercept"].to_numpy()
     assert np.corrcoef(est, b)[0, 1] > 0.9
-    assert (
-        0.5 < m.random_effect_sd_["intercept"] < 1.6
-    )  # learned spread near the true 1.0
+    assert 0.5 < m.random_effect_sd_["intercept"] < 1.6  # learned spread near the true 1.0
 
 
 def test_classifier_api_and_attributes(spirals, fitted_clf):
@@ -253,17 +217,9 @@ def test_classifier_api_and_attributes(spirals, fitted_clf):
     assert (m.random_effect_sd_ > 0).all()
     assert {"train_loss", "val_loss", "adv_loss", "kl"} <= set(m.history_.columns)
     assert list(m.zpredictor_.classes_) == list(range(6))
-    assert (
-        m.score(X, y, groups=g) > 0.5
-    )  # score passes groups on (cross_val_score(..., params={"groups": g}))
+    assert m.score(X, y, groups=g) > 0.5  # score passes groups on (cross_val_score(..., params={"groups": g}))
     # ablations: z = 0 equals the FE output; random z is a valid prediction
-    fe = (
-        m.net_(torch.as_tensor(m.scaler_.transform(X.to_numpy()), dtype=torch.float32))[
-            "fixed"
-        ]
-        .detach()
-        .numpy()
-    )
+    fe = m.net_(torch.as_tensor(m.scaler_.transform(X.to_numpy()), dtype=torch.float32))["fixed"].detach().numpy()
     assert np.allclose(m.decision_function(X, groups=g, z="zero"), fe, atol=1e-5)
     assert m.predict_proba(X, z="random").shape == (len(X), 2)
     spread = random_slope_spread(m)
@@ -290,9 +246,7 @@ def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
     assert np.allclose(Zp[5:], Z[5:]) and np.allclose(Zp[:5], Zp[0])
     with pytest.warns(UserWarning):
         d = fitted_clf.decision_function(X.iloc[:10], groups=new)
-    assert np.allclose(
-        d, fitted_clf.decision_function(X.iloc[:10], z=Zp), atol=1e-6
-    )  # soft z from the z-predictor
+    assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Zp), atol=1e-6)  # soft z from the z-predictor
     per_sample = fitted_clf.set_params(unseen_pooling="none")
     try:
         with pytest.warns(UserWarning):
@@ -305,9 +259,7 @@ def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
         bad.design_matrix(X.iloc[:10], groups=new, z="zpredictor")
     with pytest.warns(UserWarning, match="groups not given"):
         fitted_clf.predict(X.iloc[:3])
-    fixed = ARMEDClassifier(unseen="fixed", random_state=0, **dict(FAST, epochs=2)).fit(
-        X, spirals[1], groups=g
-    )
+    fixed = ARMEDClassifier(unseen="fixed", random_state=0, **dict(FAST, epochs=2)).fit(X, spirals[1], groups=g)
     with pytest.warns(UserWarning, match="z = 0"):
         d = fixed.decision_function(X.iloc[:5], groups=["nowhere"] * 5)
     assert np.allclose(d, fixed.decision_function(X.iloc[:5], z="zero"))
@@ -319,9 +271,7 @@ def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
 def test_pickle_round_trip(spirals, fitted_clf):
     X, _, g, _ = spirals
     clone = pickle.loads(pickle.dumps(fitted_clf))
-    assert np.array_equal(
-        clone.predict_proba(X, groups=g), fitted_clf.predict_proba(X, groups=g)
-    )
+    assert np.array_equal(clone.predict_proba(X, groups=g), fitted_clf.predict_proba(X, groups=g))
 
 
 def test_same_seed_same_predictions():
@@ -334,9 +284,7 @@ def test_same_seed_same_predictions():
     assert not np.allclose(a, c)
 
 
-@pytest.mark.parametrize(
-    "adversary_mode,guard", [("reversal", "clamp"), ("alternating", "confusion")]
-)
+@pytest.mark.parametrize("adversary_mode,guard", [("reversal", "clamp"), ("alternating", "confusion")])
 def test_other_adversary_modes_train(adversary_mode, guard, spirals):
     X, y, g, _ = spirals
     m = ARMEDClassifier(
@@ -354,16 +302,14 @@ def test_other_adversary_modes_train(adversary_mode, guard, spirals):
 def test_regressor_units_and_feature_names():
     X, y, g, _ = _intercept_data(n_clusters=10, n_per=30)
     Xf = pd.DataFrame(X, columns=["dose", "age"])
-    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=3)).fit(
-        Xf, y * 10 + 100, groups=g
-    )
+    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=3)).fit(Xf, y * 10 + 100, groups=g)
     assert list(m.feature_names_in_) == ["dose", "age"]
     assert list(m.random_effects_.columns) == ["intercept", "dose", "age"]
     pred = m.predict(Xf, groups=g)
     assert abs(pred.mean() - 100) < 10  # back on the scale of y
     imp = feature_importance(m, Xf)
     assert list(imp.index) == ["dose", "age"] and (imp >= 0).all()
-    with pytest.raises(ValueError, match="columns"):
+    with pytest.raises(ValueError, match="feature names should match"):
         m.predict(Xf[["age", "dose"]], groups=g)
 
 
@@ -427,9 +373,7 @@ def test_linear_mixed_refit_matches_statsmodels_ml():
     X, y, g, _ = _intercept_data(n_clusters=25, n_per=20, sd=1.0, seed=3)
     H = np.column_stack([np.ones(len(y)), X])
     B = np.ones((len(y), 1))
-    res = linear_mixed_refit(
-        y, H, B, g, 25, tau=np.array([0.3]), sigma=2.0, n_iter=2000, tol=1e-10
-    )
+    res = linear_mixed_refit(y, H, B, g, 25, tau=np.array([0.3]), sigma=2.0, n_iter=2000, tol=1e-10)
     ref = sm.MixedLM(y, H, groups=g).fit(reml=False)
     assert np.allclose(res["beta"], ref.fe_params, atol=2e-3)
     assert np.isclose(res["sigma"], np.sqrt(ref.scale), rtol=1e-3)
@@ -492,16 +436,12 @@ def test_fe_network_relies_less_on_the_confounding_probes():
 
     ratios = []
     for seed in (0, 1):
-        X, y, g, _ = make_spirals(
-            n_clusters=8, n_per_cluster=250, confounded=True, as_frame=True, random_state=seed
-        )
+        X, y, g, _ = make_spirals(n_clusters=8, n_per_cluster=250, confounded=True, as_frame=True, random_state=seed)
         kw = {"epochs": 40, "batch_size": 128, "device": "cpu", "random_state": seed}
         armed = ARMEDClassifier(slopes="nonlinear", unseen="fixed", **kw).fit(X, y, groups=g)
         mlp = MLPClassifier(**kw).fit(X, y)
         probes = ["probe_1", "probe_2"]
-        ratios.append(
-            feature_importance(armed, X)[probes].mean() / feature_importance(mlp, X)[probes].mean()
-        )
+        ratios.append(feature_importance(armed, X)[probes].mean() / feature_importance(mlp, X)[probes].mean())
     assert np.mean(ratios) < 0.65
 
 
@@ -560,9 +500,7 @@ def test_pooled_zpredictor_helps_on_new_clusters():
     y = 2 * X[:, 0] - X[:, 1] + b[g] + rng.normal(0, 0.5, len(g))
     X = np.column_stack([X, site])
     new = g >= 20  # 10 clusters never seen in training
-    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=60)).fit(
-        X[~new], y[~new], groups=g[~new]
-    )
+    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=60)).fit(X[~new], y[~new], groups=g[~new])
     Zp = m.design_matrix(X[new], groups=g[new], z="zpredictor")
     assert all(np.allclose(Zp[g[new] == k], Zp[g[new] == k][0]) for k in range(20, K))
 

@@ -1,4 +1,4 @@
-"""Tests of the ARMED baselines (perslib.armed_baselines)."""
+"""Tests of the ARMED baselines (perslib.armed)."""
 
 import pickle
 import warnings
@@ -9,7 +9,7 @@ import pytest
 import statsmodels.formula.api as smf
 from sklearn.base import clone
 
-from perslib.armed_baselines import (
+from perslib.armed import (
     BayesMixedGLMClassifier,
     ClusterInputMLPClassifier,
     ClusterInputMLPRegressor,
@@ -18,8 +18,8 @@ from perslib.armed_baselines import (
     MixedEffectsMLPClassifier,
     MixedEffectsMLPRegressor,
     MixedLMRegressor,
+    feature_importance,
 )
-from perslib.armed_models import feature_importance
 from perslib.mlp import MLPClassifier
 
 FAST = {
@@ -30,7 +30,6 @@ FAST = {
     "device": "cpu",
     "random_state": 0,
 }
-
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +50,21 @@ def test_mixedlm_matches_statsmodels(data):
     X, y, _, g, _ = data
     m = MixedLMRegressor(random_slopes=["a"]).fit(X, y, groups=g)
     frame = X.assign(y=y, g=g)
-    ref = smf.mixedlm("y ~ a + b", frame, groups=frame["g"], re_formula="~a").fit(
-        reml=True
-    )
+    ref = smf.mixedlm("y ~ a + b", frame, groups=frame["g"], re_formula="~a").fit(reml=True)
     assert np.allclose(m.fe_params_.to_numpy(), ref.fe_params.to_numpy(), atol=1e-4)
-    assert np.allclose(
-        m.predict(X, groups=g), ref.fittedvalues.to_numpy(), atol=1e-4
-    )  # fixed + BLUP
+    assert np.allclose(m.predict(X, groups=g), ref.fittedvalues.to_numpy(), atol=1e-4)  # fixed + BLUP
     assert np.isclose(m.residual_sd_, np.sqrt(ref.scale), rtol=1e-4)
     assert list(m.random_effects_.columns) == ["Group", "a"]
     with pytest.warns(UserWarning, match="fixed effects only"):
         unseen = m.predict(X.iloc[:4], groups=["new"] * 4)
-    fixed = (
-        ref.fe_params["Intercept"]
-        + X.iloc[:4].to_numpy() @ ref.fe_params[["a", "b"]].to_numpy()
-    )
+    fixed = ref.fe_params["Intercept"] + X.iloc[:4].to_numpy() @ ref.fe_params[["a", "b"]].to_numpy()
     assert np.allclose(unseen, fixed, atol=1e-4)
 
 
 def test_mixedlm_intercept_only_recovers_effects(data):
     X, y, _, g, b0 = data
     m = MixedLMRegressor().fit(X, y, groups=g)
-    assert (
-        np.corrcoef(m.random_effects_["Group"].to_numpy(), b0[m.random_effects_.index])[
-            0, 1
-        ]
-        > 0.9
-    )
+    assert np.corrcoef(m.random_effects_["Group"].to_numpy(), b0[m.random_effects_.index])[0, 1] > 0.9
     with pytest.raises(ValueError, match="random_slopes"):
         MixedLMRegressor(random_slopes=["nope"]).fit(X, y, groups=g)
 
@@ -85,12 +72,7 @@ def test_mixedlm_intercept_only_recovers_effects(data):
 def test_bayes_mixed_glm(data):
     X, _, ybin, g, b0 = data
     m = BayesMixedGLMClassifier().fit(X, ybin, groups=g)
-    assert (
-        np.corrcoef(
-            m.random_effects_["intercept"].to_numpy(), b0[m.random_effects_.index]
-        )[0, 1]
-        > 0.7
-    )
+    assert np.corrcoef(m.random_effects_["intercept"].to_numpy(), b0[m.random_effects_.index])[0, 1] > 0.7
     assert m.fe_mean_["a"] > 0 > m.fe_mean_["b"]
     p = m.predict_proba(X, groups=g)
     assert p.shape == (len(X), 2) and np.allclose(p.sum(1), 1)
@@ -108,9 +90,7 @@ def test_cluster_input_mlp(data):
     assert clf.predict_proba(X, groups=g).shape == (len(X), 2)
     with pytest.warns(UserWarning, match="zero vector"):
         p_new = clf.predict_proba(X.iloc[:5], groups=["unseen"] * 5)
-    zero = clf.estimator_.predict_proba(
-        np.hstack([clf.scaler_.transform(X.iloc[:5].to_numpy()), np.zeros((5, 12))])
-    )
+    zero = clf.estimator_.predict_proba(np.hstack([clf.scaler_.transform(X.iloc[:5].to_numpy()), np.zeros((5, 12))]))
     assert np.allclose(p_new, zero)
     imp = feature_importance(clf, X)
     assert list(imp.index) == ["a", "b"]
@@ -118,33 +98,23 @@ def test_cluster_input_mlp(data):
     assert reg.predict(X, groups=g).shape == (len(X),)
     with pytest.raises(ValueError, match="groups has"):
         reg.fit(X, y, groups=g[:-1])
-    assert np.array_equal(
-        pickle.loads(pickle.dumps(reg)).predict(X, groups=g), reg.predict(X, groups=g)
-    )
+    assert np.array_equal(pickle.loads(pickle.dumps(reg)).predict(X, groups=g), reg.predict(X, groups=g))
 
 
 def test_armed_variants(data):
     X, y, ybin, g, _ = data
     da = DomainAdversarialMLPClassifier(**FAST)
-    assert (
-        da.get_params()["random_effects"] is False and clone(da).random_effects is False
-    )
+    assert da.get_params()["random_effects"] is False and clone(da).random_effects is False
     da.fit(X, ybin, groups=g)
-    assert (
-        da.net_.re is None and da.net_.adversary is not None and da.zpredictor_ is None
-    )
+    assert da.net_.re is None and da.net_.adversary is not None and da.zpredictor_ is None
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "error"
-        )  # no random effects: unseen groups change nothing
+        warnings.simplefilter("error")  # no random effects: unseen groups change nothing
         da.predict(X.iloc[:3], groups=["new"] * 3)
     me = MixedEffectsMLPRegressor(**FAST).fit(X, y, groups=g)
     assert me.net_.adversary is None and me.net_.re is not None
     assert "adv_loss" not in me.history_
     assert clone(MixedEffectsMLPClassifier(lr=0.01)).get_params()["adversary"] is False
-    assert (
-        DomainAdversarialMLPRegressor(random_effects=True).random_effects is True
-    )  # still overridable
+    assert DomainAdversarialMLPRegressor(random_effects=True).random_effects is True  # still overridable
     assert type(pickle.loads(pickle.dumps(me))).__name__ == "MixedEffectsMLPRegressor"
 
 

@@ -1,11 +1,11 @@
-"""Tests of perslib.baselines against closed forms and exactly-specified simulations."""
+"""Tests of perslib.personalized against closed forms and exactly-specified simulations."""
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from perslib.baselines import (
+from perslib.personalized import (
     KNNLocalRegressor,
     MixtureRegressor,
     PopulationClassifier,

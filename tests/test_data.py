@@ -82,8 +82,14 @@ def test_regression_shapes_and_types(regression):
 
 def test_regression_column_names_with_modulators():
     X, y, U, theta, process = make_personalized_regression(300, 4, 6, n_irrelevant=2, random_state=1)
-    assert list(U.columns) == ["u_position", "u_process", "u_modulator_0", "u_modulator_1",
-                               "u_irrelevant_0", "u_irrelevant_1"]
+    assert list(U.columns) == [
+        "u_position",
+        "u_process",
+        "u_modulator_0",
+        "u_modulator_1",
+        "u_irrelevant_0",
+        "u_irrelevant_1",
+    ]
     assert theta.shape == (300, 4)
 
 
@@ -206,8 +212,9 @@ def test_spirals_slope_effect_applied():
 
 
 def test_spirals_confounded_ratios_and_probes():
-    X, y, groups, effects = make_spirals(8, 500, confounded=True, ratio_sd=0.3, n_probes=3,
-                                         as_frame=True, random_state=4)
+    X, y, groups, effects = make_spirals(
+        8, 500, confounded=True, ratio_sd=0.3, n_probes=3, as_frame=True, random_state=4
+    )
     assert list(X.columns) == ["x1", "x2", "probe_1", "probe_2", "probe_3"]
     ratio = effects["class0_ratio"].to_numpy()
     assert ratio.min() >= 0.1 and ratio.max() <= 0.9 and ratio.std() > 0.1
@@ -249,11 +256,20 @@ def test_images_shape_range_every_image_once(baseline_digits):
 def test_images_site_effects_recorded():
     images, y, sites, effects = make_cluster_images(6, random_state=1)
     plain, _, sites0, _ = make_cluster_images(6, effect_strength=0.0, random_state=1)
-    assert list(effects.columns) == ["gain", "offset", "blur", "shift_x", "shift_y", "noise_sd",
-                                     "positive_rate", "n_samples"]
+    assert list(effects.columns) == [
+        "gain",
+        "offset",
+        "blur",
+        "shift_x",
+        "shift_y",
+        "noise_sd",
+        "positive_rate",
+        "n_samples",
+    ]
     observed = np.array([images[sites == s].mean() for s in range(6)])
-    implied = np.array([np.clip(effects.loc[s, "gain"] * plain[sites0 == s] + effects.loc[s, "offset"], 0, 1).mean()
-                        for s in range(6)])
+    implied = np.array(
+        [np.clip(effects.loc[s, "gain"] * plain[sites0 == s] + effects.loc[s, "offset"], 0, 1).mean() for s in range(6)]
+    )
     assert np.corrcoef(observed, implied)[0, 1] > 0.9
     np.testing.assert_allclose(observed, implied, atol=0.08)
     for s in range(6):
@@ -262,8 +278,11 @@ def test_images_site_effects_recorded():
         assert effects.loc[s, "positive_rate"] == pytest.approx(y[m].mean())
         # the recorded shift best aligns the mean site image with the unshifted baseline
         mean_img, base = images[m, 0].mean(0).ravel(), plain[m, 0].mean(0)
-        scores = {(dx, dy): np.corrcoef(mean_img, ndimage.shift(base, (dy, dx), order=0).ravel())[0, 1]
-                  for dx in range(-3, 4) for dy in range(-3, 4)}
+        scores = {
+            (dx, dy): np.corrcoef(mean_img, ndimage.shift(base, (dy, dx), order=0).ravel())[0, 1]
+            for dx in range(-3, 4)
+            for dy in range(-3, 4)
+        }
         assert max(scores, key=scores.get) == (effects.loc[s, "shift_x"], effects.loc[s, "shift_y"])
 
 

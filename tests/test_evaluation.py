@@ -59,10 +59,12 @@ def test_classification_scores_equal_sklearn_cross_val_score(clf_data):
     X, y, g = clf_data
     cv = StratifiedKFold(4, shuffle=True, random_state=1)
     scores = cross_validate_models({"logreg": LogisticRegression()}, X, y, g, cv)
-    np.testing.assert_allclose(_values(scores, "logreg", "accuracy"),
-                               cross_val_score(LogisticRegression(), X, y, cv=cv, scoring="accuracy"))
-    np.testing.assert_allclose(_values(scores, "logreg", "auroc"),
-                               cross_val_score(LogisticRegression(), X, y, cv=cv, scoring="roc_auc"))
+    np.testing.assert_allclose(
+        _values(scores, "logreg", "accuracy"), cross_val_score(LogisticRegression(), X, y, cv=cv, scoring="accuracy")
+    )
+    np.testing.assert_allclose(
+        _values(scores, "logreg", "auroc"), cross_val_score(LogisticRegression(), X, y, cv=cv, scoring="roc_auc")
+    )
     assert (_values(scores, "logreg", "fit_time") > 0).all()
     assert list(scores.columns) == ["fold", "model", "metric", "value"]
 
@@ -71,8 +73,10 @@ def test_regression_scores_equal_sklearn_cross_val_score():
     X, y = make_regression(n_samples=200, n_features=4, noise=5.0, random_state=0)
     scores = cross_validate_models({"ridge": Ridge(alpha=3.0)}, pd.DataFrame(X), y, cv=5)
     np.testing.assert_allclose(_values(scores, "ridge", "r2"), cross_val_score(Ridge(alpha=3.0), X, y, cv=KFold(5)))
-    np.testing.assert_allclose(_values(scores, "ridge", "mse"),
-                               -cross_val_score(Ridge(alpha=3.0), X, y, cv=KFold(5), scoring="neg_mean_squared_error"))
+    np.testing.assert_allclose(
+        _values(scores, "ridge", "mse"),
+        -cross_val_score(Ridge(alpha=3.0), X, y, cv=KFold(5), scoring="neg_mean_squared_error"),
+    )
 
 
 def test_groups_reach_the_estimators_and_group_folds_hold_clusters_out(clf_data):
@@ -97,8 +101,15 @@ def test_label_cluster_strata_put_every_cluster_in_every_fold(clf_data):
     for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(X, strata):
         assert set(g[train]) == set(g[test]) == set(g)
     seen = []
-    cross_validate_models({"rec": GroupRecorder()}, X, y, g, StratifiedKFold(5), stratify=strata,
-                          on_fold=lambda n, est, tr, te: seen.append(est.predict_groups_ == set(g)))
+    cross_validate_models(
+        {"rec": GroupRecorder()},
+        X,
+        y,
+        g,
+        StratifiedKFold(5),
+        stratify=strata,
+        on_fold=lambda n, est, tr, te: seen.append(est.predict_groups_ == set(g)),
+    )
     assert seen and all(seen)
     with pytest.raises(ValueError, match="groups"):
         label_cluster_strata(y, g[:-1])
@@ -106,8 +117,9 @@ def test_label_cluster_strata_put_every_cluster_in_every_fold(clf_data):
 
 def test_variants_score_extra_predictions_of_the_same_fit(clf_data):
     X, y, g = clf_data
-    scores = cross_validate_models({"maj": GroupRecorder()}, X, y, g, StratifiedKFold(3),
-                                   variants={"maj, flipped": ("maj", {"flip": True})})
+    scores = cross_validate_models(
+        {"maj": GroupRecorder()}, X, y, g, StratifiedKFold(3), variants={"maj, flipped": ("maj", {"flip": True})}
+    )
     acc, acc_flip = _values(scores, "maj", "accuracy"), _values(scores, "maj, flipped", "accuracy")
     np.testing.assert_allclose(acc + acc_flip, 1.0)  # majority and minority class shares
     assert acc.min() > 0.45
@@ -118,9 +130,15 @@ def test_variants_score_extra_predictions_of_the_same_fit(clf_data):
 def test_a_variant_can_replace_the_test_groups(clf_data):
     X, y, g = clf_data
     last = []
-    cross_validate_models({"rec": GroupRecorder()}, X, y, g, GroupKFold(3),
-                          variants={"rec, no groups": ("rec", {"groups": None})},
-                          on_fold=lambda n, est, tr, te: last.append(est.predict_groups_))
+    cross_validate_models(
+        {"rec": GroupRecorder()},
+        X,
+        y,
+        g,
+        GroupKFold(3),
+        variants={"rec, no groups": ("rec", {"groups": None})},
+        on_fold=lambda n, est, tr, te: last.append(est.predict_groups_),
+    )
     assert last == [None] * 3  # the variant's predict calls (made after the model's) saw no groups
 
 
@@ -136,14 +154,18 @@ def test_parallel_folds_give_the_same_scores(clf_data):
 def test_summarize_folds_is_mean_plus_minus_z_sd_over_root_k():
     rng = np.random.default_rng(0)
     vals = {"a": rng.random(5), "b": rng.random(5) + 1}
-    scores = pd.DataFrame([(f, m, "accuracy", v) for m, vs in vals.items() for f, v in enumerate(vs)],
-                          columns=["fold", "model", "metric", "value"])
+    scores = pd.DataFrame(
+        [(f, m, "accuracy", v) for m, vs in vals.items() for f, v in enumerate(vs)],
+        columns=["fold", "model", "metric", "value"],
+    )
     summary = summarize_folds(scores)
     z = stats.norm.ppf(0.975)
     for m, vs in vals.items():
         row = summary.loc[(m, "accuracy")]
         half = z * vs.std(ddof=1) / np.sqrt(5)
-        np.testing.assert_allclose([row["mean"], row["low"], row["high"]], [vs.mean(), vs.mean() - half, vs.mean() + half])
+        np.testing.assert_allclose(
+            [row["mean"], row["low"], row["high"]], [vs.mean(), vs.mean() - half, vs.mean() + half]
+        )
         assert row["n_folds"] == 5
     assert summarize_folds(scores, metrics=["auroc"]).empty
     with pytest.raises(ValueError, match="columns"):
@@ -178,8 +200,8 @@ def test_return_estimators_gives_the_fitted_models_of_each_fold(clf_data):
 
 
 def test_with_covariates_routes_columns_like_a_direct_call():
-    from perslib.baselines import VaryingCoefficientRegressor
     from perslib.evaluation import WithCovariates
+    from perslib.personalized import VaryingCoefficientRegressor
 
     rng = np.random.default_rng(0)
     n = 200
@@ -187,8 +209,9 @@ def test_with_covariates_routes_columns_like_a_direct_call():
     y = (1 + frame["u"]) * frame["x"] + 0.1 * rng.normal(size=n)
     wrapped = WithCovariates(VaryingCoefficientRegressor(), covariates=["u"])
     direct = VaryingCoefficientRegressor().fit(frame[["x"]], y, covariates=frame[["u"]])
-    np.testing.assert_allclose(wrapped.fit(frame, y, groups=np.zeros(n)).predict(frame),
-                               direct.predict(frame[["x"]], covariates=frame[["u"]]))
+    np.testing.assert_allclose(
+        wrapped.fit(frame, y, groups=np.zeros(n)).predict(frame), direct.predict(frame[["x"]], covariates=frame[["u"]])
+    )
     scores = cross_validate_models({"vc": wrapped}, frame, y.to_numpy(), cv=KFold(4))
     assert (_values(scores, "vc", "r2") > 0.9).all()  # the interaction is found on every fold
     with pytest.raises(ValueError, match="covariates"):
@@ -208,7 +231,8 @@ def test_on_columns_fits_on_the_selected_columns_and_passes_groups(clf_data):
     flipped = rec.predict(frame, groups=g, flip=True)  # extra arguments reach the estimator
     assert (flipped != rec.estimator_.majority_).all()
     scores = cross_validate_models({"on": OnColumns(LogisticRegression(), columns=["c0", "c2"])}, frame, y, g, cv=3)
-    np.testing.assert_allclose(_values(scores, "on", "accuracy"),
-                               cross_val_score(LogisticRegression(), X[:, [0, 2]], y, cv=StratifiedKFold(3)))
+    np.testing.assert_allclose(
+        _values(scores, "on", "accuracy"), cross_val_score(LogisticRegression(), X[:, [0, 2]], y, cv=StratifiedKFold(3))
+    )
     with pytest.raises(ValueError, match="columns"):
         OnColumns(LogisticRegression(), columns=["zz"]).fit(frame, y)

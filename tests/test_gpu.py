@@ -17,7 +17,10 @@ NOTEBOOKS = find_notebooks(ROOT / "notebooks")
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible: the GPU tier needs one (make test-gpu on a GPU machine)"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(),
+        reason="no CUDA GPU visible: the GPU tier needs one (make test-gpu on a GPU machine)",
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""perslib.metrics against closed forms and scikit-learn; perslib.plotting figure contents."""
+"""perslib.evaluation against closed forms and scikit-learn; perslib.plotting figure contents."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import accuracy_score, mean_squared_error, r2_score, roc_auc_score  # noqa: E402
 
-from perslib import metrics, plotting  # noqa: E402
+from perslib import evaluation, plotting  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -55,11 +55,11 @@ def test_parameter_mse_full_matches_closed_form():
     rng = np.random.default_rng(1)
     theta = rng.normal(size=(50, 4))
     est = theta + 0.1 * rng.normal(size=(50, 4))
-    assert metrics.parameter_mse(est, theta) == pytest.approx(np.mean((est - theta) ** 2))
-    per = metrics.parameter_mse(est, theta, per_sample=True)
+    assert evaluation.parameter_mse(est, theta) == pytest.approx(np.mean((est - theta) ** 2))
+    per = evaluation.parameter_mse(est, theta, per_sample=True)
     assert per.shape == (50,)
     np.testing.assert_allclose(per, ((est - theta) ** 2).mean(axis=1))
-    assert per.mean() == pytest.approx(metrics.parameter_mse(est, theta))
+    assert per.mean() == pytest.approx(evaluation.parameter_mse(est, theta))
 
 
 def test_parameter_mse_constant_estimate_is_mean_squared_deviation():
@@ -68,29 +68,29 @@ def test_parameter_mse_constant_estimate_is_mean_squared_deviation():
     c = np.array([0.3, 0.0, -1.0])
     # closed form: E(c - θ)² = var(θ) + (mean(θ) - c)², averaged over coordinates
     closed = np.mean(theta.var(axis=0) + (theta.mean(axis=0) - c) ** 2)
-    assert metrics.parameter_mse(c, theta) == pytest.approx(closed, rel=1e-12)
+    assert evaluation.parameter_mse(c, theta) == pytest.approx(closed, rel=1e-12)
     # the column mean is the best constant; its error is the average variance
-    assert metrics.parameter_mse(theta.mean(axis=0), theta) == pytest.approx(theta.var(axis=0).mean())
-    assert metrics.parameter_mse(c[None, :], theta) == pytest.approx(closed)
+    assert evaluation.parameter_mse(theta.mean(axis=0), theta) == pytest.approx(theta.var(axis=0).mean())
+    assert evaluation.parameter_mse(c[None, :], theta) == pytest.approx(closed)
 
 
 def test_parameter_mse_validates():
     theta = np.zeros((10, 3))
     with pytest.raises(ValueError, match="theta_hat"):
-        metrics.parameter_mse(np.zeros(4), theta)
+        evaluation.parameter_mse(np.zeros(4), theta)
     with pytest.raises(ValueError, match="inconsistent"):
-        metrics.parameter_mse(np.zeros((9, 3)), theta)
+        evaluation.parameter_mse(np.zeros((9, 3)), theta)
     bad = theta.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="theta_true"):
-        metrics.parameter_mse(np.zeros(3), bad)
+        evaluation.parameter_mse(np.zeros(3), bad)
     with pytest.raises(ValueError, match="theta_hat"):
-        metrics.parameter_mse(bad, theta)
+        evaluation.parameter_mse(bad, theta)
 
 
 def test_per_group_accuracy_matches_sklearn(grouped):
     y, pred, _, groups = grouped
-    frame = metrics.per_group_score(y, pred, groups, metric="accuracy")
+    frame = evaluation.per_group_score(y, pred, groups, metric="accuracy")
     assert list(frame.columns) == ["group", "n", "score"]
     assert list(frame["group"]) == [0, 1, 2, 3, 4]
     assert frame["n"].sum() == len(y)
@@ -104,13 +104,13 @@ def test_per_group_accuracy_matches_sklearn(grouped):
 
 def test_per_group_other_metrics_match_sklearn(grouped):
     y, _, score, groups = grouped
-    auc = metrics.per_group_score(y, score, groups, metric="auroc")
+    auc = evaluation.per_group_score(y, score, groups, metric="auroc")
     rng = np.random.default_rng(3)
     t = rng.normal(size=len(y))
     p = t + rng.normal(scale=0.5, size=len(y))
-    r2 = metrics.per_group_score(t, p, groups, metric="r2")
-    mse = metrics.per_group_score(t, p, groups, metric="mse")
-    custom = metrics.per_group_score(t, p, groups, metric=lambda a, b: float(np.max(np.abs(a - b))))
+    r2 = evaluation.per_group_score(t, p, groups, metric="r2")
+    mse = evaluation.per_group_score(t, p, groups, metric="mse")
+    custom = evaluation.per_group_score(t, p, groups, metric=lambda a, b: float(np.max(np.abs(a - b))))
     for k in range(5):
         m = groups == k
         assert auc["score"].iloc[k] == pytest.approx(roc_auc_score(y[m], score[m]))
@@ -123,7 +123,7 @@ def test_per_group_auroc_single_class_is_nan_and_string_groups():
     y = np.array([0, 1, 0, 1, 1, 1])
     s = np.array([0.1, 0.9, 0.2, 0.8, 0.7, 0.6])
     g = np.array(["a", "a", "a", "a", "b", "b"])
-    frame = metrics.per_group_score(y, s, g, metric="auroc")
+    frame = evaluation.per_group_score(y, s, g, metric="auroc")
     assert list(frame["group"]) == ["a", "b"]
     assert frame["score"].iloc[0] == pytest.approx(1.0)
     assert np.isnan(frame["score"].iloc[1])
@@ -132,22 +132,22 @@ def test_per_group_auroc_single_class_is_nan_and_string_groups():
 def test_per_group_score_validates(grouped):
     y, pred, _, groups = grouped
     with pytest.raises(ValueError, match="metric"):
-        metrics.per_group_score(y, pred, groups, metric="f7")
+        evaluation.per_group_score(y, pred, groups, metric="f7")
     with pytest.raises(ValueError, match="inconsistent"):
-        metrics.per_group_score(y, pred[:-1], groups)
+        evaluation.per_group_score(y, pred[:-1], groups)
     yf = y.astype(float)
     yf[3] = np.nan
     with pytest.raises(ValueError, match="y_true"):
-        metrics.per_group_score(yf, pred, groups)
+        evaluation.per_group_score(yf, pred, groups)
     gs = pd.Series(groups.astype(object))
     gs.iloc[0] = None
     with pytest.raises(ValueError, match="groups"):
-        metrics.per_group_score(y, pred, gs)
+        evaluation.per_group_score(y, pred, gs)
 
 
 def test_mean_ci_hand_computation():
     v = np.array([0.70, 0.74, 0.78, 0.72, 0.76])
-    mean, lo, hi = metrics.mean_ci(v)
+    mean, lo, hi = evaluation.mean_ci(v)
     # by hand: mean 0.74, squared deviations sum to 0.004, sample sd = sqrt(0.004 / 4) = 0.0316228,
     # half-width = 1.959964 * 0.0316228 / sqrt(5) = 0.0277181
     sd = np.sqrt(((v - 0.74) ** 2).sum() / 4)
@@ -156,17 +156,17 @@ def test_mean_ci_hand_computation():
     assert lo == pytest.approx(0.74 - half)
     assert hi == pytest.approx(0.74 + half)
     assert hi - mean == pytest.approx(0.0277181, abs=1e-6)
-    _, lo90, hi90 = metrics.mean_ci(v, level=0.90)
+    _, lo90, hi90 = evaluation.mean_ci(v, level=0.90)
     assert hi90 - lo90 == pytest.approx(2 * 1.6448536269514722 * sd / np.sqrt(5))
 
 
 def test_mean_ci_validates():
     with pytest.raises(ValueError, match="values"):
-        metrics.mean_ci([0.5])
+        evaluation.mean_ci([0.5])
     with pytest.raises(ValueError, match="values"):
-        metrics.mean_ci([0.5, np.nan, 0.7])
+        evaluation.mean_ci([0.5, np.nan, 0.7])
     with pytest.raises(ValueError, match="level"):
-        metrics.mean_ci([0.5, 0.6], level=95)
+        evaluation.mean_ci([0.5, 0.6], level=95)
 
 
 def test_permutation_score_drop_detects_reliance():
@@ -177,13 +177,13 @@ def test_permutation_score_drop_detects_reliance():
     def predict(A):
         return (A[:, 0] > 0).astype(int)
 
-    drop_used, scores = metrics.permutation_score_drop(predict, X, y, [0], n_repeats=4, random_state=0)
-    drop_unused, _ = metrics.permutation_score_drop(predict, X, y, [1, 2], n_repeats=4, random_state=0)
+    drop_used, scores = evaluation.permutation_score_drop(predict, X, y, [0], n_repeats=4, random_state=0)
+    drop_unused, _ = evaluation.permutation_score_drop(predict, X, y, [1, 2], n_repeats=4, random_state=0)
     assert scores.shape == (4,)
     assert drop_used == pytest.approx(0.5, abs=0.08)  # a coin flip after shuffling
     assert drop_unused == 0.0
     with pytest.raises(ValueError, match="columns"):
-        metrics.permutation_score_drop(predict, X, y, [5])
+        evaluation.permutation_score_drop(predict, X, y, [5])
 
 
 # --------------------------------------------------------------------------- plotting
@@ -204,8 +204,9 @@ def test_plot_parameter_space_points_and_estimates():
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 1
     assert _n_offsets(fig.axes[0]) == 120
-    fig2 = plotting.plot_parameter_space(theta, labels, dims=(0, 2),
-                                         estimates={"pooled": theta.mean(0), "per process": np.zeros((3, 3))})
+    fig2 = plotting.plot_parameter_space(
+        theta, labels, dims=(0, 2), estimates={"pooled": theta.mean(0), "per process": np.zeros((3, 3))}
+    )
     ax = fig2.axes[0]
     assert _n_offsets(ax) == 120 + 1 + 3
     np.testing.assert_allclose(ax.collections[-2].get_offsets()[0], theta.mean(0)[[0, 2]])
@@ -258,7 +259,7 @@ def test_plot_image_grid_shape_and_shared_scale():
 
 def test_plot_group_scores_dots_and_reference(grouped):
     y, pred, _, groups = grouped
-    frame = metrics.per_group_score(y, pred, groups)
+    frame = evaluation.per_group_score(y, pred, groups)
     fig = plotting.plot_group_scores(frame, "group", "score", reference={"pooled": accuracy_score(y, pred)})
     ax = fig.axes[0]
     assert _n_offsets(ax) == 5
@@ -300,15 +301,21 @@ def test_save_figure_writes_files(tmp_path):
 def test_plot_fold_scores_intervals_match_mean_ci():
     rng = np.random.default_rng(0)
     vals = {"mlp": 0.80 + 0.02 * rng.random(5), "armed": 0.85 + 0.02 * rng.random(5)}
-    scores = pd.DataFrame([(f, m, met, v + (0.1 if met == "auroc" else 0.0)) for m, vs in vals.items()
-                           for f, v in enumerate(vs) for met in ("accuracy", "auroc")],
-                          columns=["fold", "model", "metric", "value"])
+    scores = pd.DataFrame(
+        [
+            (f, m, met, v + (0.1 if met == "auroc" else 0.0))
+            for m, vs in vals.items()
+            for f, v in enumerate(vs)
+            for met in ("accuracy", "auroc")
+        ],
+        columns=["fold", "model", "metric", "value"],
+    )
     fig = plotting.plot_fold_scores(scores, "accuracy", reference="mlp")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["armed", "mlp"]  # first model on top
     bars = {round(float(line.get_ydata()[0])): line.get_xdata() for line in ax.get_lines()[:2]}
     for row, name in ((1, "mlp"), (0, "armed")):
-        _, low, high = metrics.mean_ci(vals[name])
+        _, low, high = evaluation.mean_ci(vals[name])
         np.testing.assert_allclose(bars[row], [low, high])
     ref = ax.get_lines()[-1]
     assert ref.get_xdata()[0] == pytest.approx(vals["mlp"].mean())
@@ -342,33 +349,33 @@ def test_low_rank_floor_is_the_pca_reconstruction_error():
 
     rng = np.random.default_rng(3)
     theta = rng.normal(size=(400, 5)) @ np.diag([3.0, 2.0, 1.0, 0.5, 0.1]) + np.array([1.0, -2.0, 0.0, 3.0, 0.5])
-    floors = metrics.low_rank_floor(theta, [0, 1, 2, 3, 5, 9])
-    assert floors[0] == pytest.approx(metrics.parameter_mse(theta.mean(axis=0), theta))  # the best constant
+    floors = evaluation.low_rank_floor(theta, [0, 1, 2, 3, 5, 9])
+    assert floors[0] == pytest.approx(evaluation.parameter_mse(theta.mean(axis=0), theta))  # the best constant
     for q, floor in zip([1, 2, 3], floors[1:4]):
         pca = PCA(n_components=q).fit(theta)
-        assert floor == pytest.approx(metrics.parameter_mse(pca.inverse_transform(pca.transform(theta)), theta))
+        assert floor == pytest.approx(evaluation.parameter_mse(pca.inverse_transform(pca.transform(theta)), theta))
     assert floors[4] == pytest.approx(0.0, abs=1e-20) and floors[5] == pytest.approx(0.0, abs=1e-20)
     assert np.all(np.diff(floors) <= 0)
     # no other rank-2 affine collection gets below the floor
     c, Q = rng.normal(size=5), rng.normal(size=(2, 5))
     Z = np.linalg.lstsq(Q.T, (theta - c).T, rcond=None)[0].T
-    assert metrics.parameter_mse(c + Z @ Q, theta) > floors[2]
+    assert evaluation.parameter_mse(c + Z @ Q, theta) > floors[2]
     with pytest.raises(ValueError, match="ranks"):
-        metrics.low_rank_floor(theta, [-1])
+        evaluation.low_rank_floor(theta, [-1])
     with pytest.raises(ValueError, match="ranks"):
-        metrics.low_rank_floor(theta, [1.5])
+        evaluation.low_rank_floor(theta, [1.5])
 
 
 def test_power_law_fit_recovers_exponent_and_validates():
     x = np.array([500.0, 1000.0, 4000.0, 1e5])
-    b, c = metrics.power_law_fit(x, 3e-4 * x**1.25)
+    b, c = evaluation.power_law_fit(x, 3e-4 * x**1.25)
     assert b == pytest.approx(1.25) and c == pytest.approx(3e-4)
     noisy = 2.0 * x**2 * np.array([1.1, 0.9, 1.05, 0.95])
-    assert metrics.power_law_fit(x, noisy)[0] == pytest.approx(np.polyfit(np.log(x), np.log(noisy), 1)[0])
+    assert evaluation.power_law_fit(x, noisy)[0] == pytest.approx(np.polyfit(np.log(x), np.log(noisy), 1)[0])
     with pytest.raises(ValueError, match="positive"):
-        metrics.power_law_fit([1.0, 2.0], [0.0, 1.0])
+        evaluation.power_law_fit([1.0, 2.0], [0.0, 1.0])
     with pytest.raises(ValueError, match="distinct"):
-        metrics.power_law_fit([2.0, 2.0], [1.0, 3.0])
+        evaluation.power_law_fit([2.0, 2.0], [1.0, 3.0])
 
 
 def test_peak_memory_increase_sees_a_large_temporary_allocation():
@@ -379,17 +386,17 @@ def test_peak_memory_increase_sees_a_large_temporary_allocation():
         time.sleep(0.05)
         return float(block[-1])
 
-    value, increase = metrics.peak_memory_increase(allocate, 120)
+    value, increase = evaluation.peak_memory_increase(allocate, 120)
     if increase is None:
         pytest.skip("resident memory cannot be read on this platform")
     assert value == 1.0
     assert increase >= 90 * 2**20  # freed before the call returned, still seen by the sampler
-    _, idle = metrics.peak_memory_increase(lambda: None)
+    _, idle = evaluation.peak_memory_increase(lambda: None)
     assert idle < 30 * 2**20
     with pytest.raises(ValueError, match="interval"):
-        metrics.peak_memory_increase(lambda: None, interval=0)
+        evaluation.peak_memory_increase(lambda: None, interval=0)
     with pytest.raises(ValueError, match="fn"):
-        metrics.peak_memory_increase(3)
+        evaluation.peak_memory_increase(3)
 
 
 def test_plot_dictionary_shows_the_atoms_on_a_symmetric_scale():
@@ -409,8 +416,13 @@ def test_plot_dictionary_shows_the_atoms_on_a_symmetric_scale():
 
 def test_plot_sweep_curves_and_references():
     q = [1, 2, 4, 8]
-    fig = plotting.plot_sweep(q, {"fit": [1.0, 0.3, 0.05, 0.04], "floor": [0.9, 0.2, 0.01, 0.0]},
-                              references={"population": 1.5}, logy=True, xlabel="rank q")
+    fig = plotting.plot_sweep(
+        q,
+        {"fit": [1.0, 0.3, 0.05, 0.04], "floor": [0.9, 0.2, 0.01, 0.0]},
+        references={"population": 1.5},
+        logy=True,
+        xlabel="rank q",
+    )
     ax = fig.axes[0]
     lines = ax.get_lines()
     np.testing.assert_allclose(lines[0].get_xdata(), q)
@@ -443,8 +455,12 @@ def test_plot_snapshots_one_shared_panel_per_snapshot():
 
 def test_plot_scaling_fits_the_slope_per_series():
     n = np.array([500, 1000, 2000, 4000])
-    frame = pd.concat([pd.DataFrame({"n": n, "s": 1e-3 * n, "source": "live"}),
-                       pd.DataFrame({"n": n, "s": 1e-6 * n**2.0, "source": "quadratic"})])
+    frame = pd.concat(
+        [
+            pd.DataFrame({"n": n, "s": 1e-3 * n, "source": "live"}),
+            pd.DataFrame({"n": n, "s": 1e-6 * n**2.0, "source": "quadratic"}),
+        ]
+    )
     fig = plotting.plot_scaling(frame, "n", "s", hue="source")
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.get_legend().get_texts()]

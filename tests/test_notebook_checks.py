@@ -24,20 +24,26 @@ CHECKED = "# NBVAL_CHECK_OUTPUT\nprint(table)"
 
 @pytest.fixture()
 def committed(tmp_path):
-    return _nb(tmp_path / "ref.ipynb", [
-        ("seed = 0", "", ["parameters"]),
-        (CHECKED, "model      accuracy\nMLP            0.88\nARMED          0.92\nflipped 10%\n", None),
-        ("print(t)", "took 3.2 s\n", None),
-    ])
+    return _nb(
+        tmp_path / "ref.ipynb",
+        [
+            ("seed = 0", "", ["parameters"]),
+            (CHECKED, "model      accuracy\nMLP            0.88\nARMED          0.92\nflipped 10%\n", None),
+            ("print(t)", "took 3.2 s\n", None),
+        ],
+    )
 
 
 def _executed(tmp_path, table, other="took 9.9 s\n"):
-    return _nb(tmp_path / "new.ipynb", [
-        ("seed = 0", "", ["parameters"]),
-        ("# Parameters\nout_dir = 'x'", "", ["injected-parameters"]),
-        (CHECKED, table, None),
-        ("print(t)", other, None),
-    ])
+    return _nb(
+        tmp_path / "new.ipynb",
+        [
+            ("seed = 0", "", ["parameters"]),
+            ("# Parameters\nout_dir = 'x'", "", ["injected-parameters"]),
+            (CHECKED, table, None),
+            ("print(t)", other, None),
+        ],
+    )
 
 
 def test_numbers_that_move_with_the_cpu_pass(committed, tmp_path):
@@ -45,11 +51,14 @@ def test_numbers_that_move_with_the_cpu_pass(committed, tmp_path):
     assert checked_cell_differences(committed, _executed(tmp_path, table)) == []
 
 
-@pytest.mark.parametrize("table", [
-    "model      accuracy\nCNN            0.88\nARMED          0.92\nflipped 10%\n",  # a label changed
-    "model      accuracy\nMLP            0.88\nflipped 10%\n",  # a row is missing
-    "model      auroc\nMLP            0.88\nARMED          0.92\nflipped 10%\n",  # a column renamed
-])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "model      accuracy\nCNN            0.88\nARMED          0.92\nflipped 10%\n",  # a label changed
+        "model      accuracy\nMLP            0.88\nflipped 10%\n",  # a row is missing
+        "model      auroc\nMLP            0.88\nARMED          0.92\nflipped 10%\n",  # a column renamed
+    ],
+)
 def test_text_changes_in_checked_cells_fail(committed, tmp_path, table):
     problems = checked_cell_differences(committed, _executed(tmp_path, table))
     assert len(problems) == 1 and "code cell 1" in problems[0]

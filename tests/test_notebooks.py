@@ -44,7 +44,11 @@ def _cores(py: Path) -> int:
 
 
 def _tree(folder: Path) -> set:
-    return {p.relative_to(folder) for p in folder.rglob("*") if ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(folder)
+        for p in folder.rglob("*")
+        if ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
+    }
 
 
 def _within_budget(result, py, budget):
@@ -141,4 +145,6 @@ def test_default_run_figures_within_tolerance(py, default_run):
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=IDS)
 def test_default_run_checked_cells_match_committed(py, default_run):
     problems = checked_cell_differences(py.with_suffix(".ipynb"), default_run(py).notebook)
-    assert not problems, f"{py.stem}: checked cells print something else than the committed notebook:\n" + "\n".join(problems)
+    assert not problems, f"{py.stem}: checked cells print something else than the committed notebook:\n" + "\n".join(
+        problems
+    )

@@ -1,9 +1,9 @@
 """The project's own files: dependency lists in step, no hard-coded devices, CI wiring."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,14 +27,16 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
         else:
             conda.add(CONDA_TO_PIP.get(_name(dep), _name(dep)))
     conda -= {"python", "pip"}
-    assert conda == pyproject, f"only in environment.yml: {conda - pyproject}; only in pyproject.toml: {pyproject - conda}"
+    assert conda == pyproject, (
+        f"only in environment.yml: {conda - pyproject}; only in pyproject.toml: {pyproject - conda}"
+    )
 
 
 HARDCODED_DEVICE = re.compile(r"""torch\.device\(\s*["']cuda|\.to\(\s*["']cuda|\.cuda\(\)|device\s*=\s*["']cuda""")
 
 
 def test_no_hardcoded_cuda_outside_the_device_resolver():
-    sources = [p for p in (ROOT / "perslib").rglob("*.py") if p.name != "utils.py"]
+    sources = [p for p in (ROOT / "perslib").rglob("*.py") if p.name != "runtime.py"]
     sources += list((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
     offenders = [
         f"{path.relative_to(ROOT)}:{i}"

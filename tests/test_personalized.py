@@ -1,4 +1,4 @@
-"""Tests of perslib.personalized and perslib.distances against the simulator's truth and closed forms."""
+"""Tests of perslib.personalized and perslib.personalized against the simulator's truth and closed forms."""
 
 import pickle
 import tracemalloc
@@ -9,12 +9,20 @@ import pytest
 import torch
 from sklearn.base import clone
 
+from perslib import load
 from perslib.data.simulate import make_personalized_regression
-from perslib.distances import CovariateSpace, distance_matching_loss, knn_table, mean_abs_pairwise_difference, pair_deltas
-from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor, _PRModule, load
+from perslib.personalized import (
+    CovariateSpace,
+    PersonalizedClassifier,
+    PersonalizedModule,
+    PersonalizedRegressor,
+    distance_matching_loss,
+    knn_table,
+    mean_abs_pairwise_difference,
+    pair_deltas,
+)
 
 FAST = dict(device="cpu", random_state=0, progress=False)
-
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +114,8 @@ def test_matching_loss_zero_when_embedding_reproduces_covariate_distances():
     enc = space.transform(u[:, None])
     assert np.isclose(space.scale_[0], np.abs(u[:, None] - u[None, :])[np.triu_indices(200, 1)].mean())
     phi = 0.7
-    module = _PRModule(200, 3, 1, 1, np.zeros(3), phi, rng).double()
+    module = PersonalizedModule(200, 3, 1, 1, np.zeros(3), rng).double()
+    module.scale_phi_raw.data = torch.tensor(float(np.log(np.expm1(phi))), dtype=torch.float64)  # φ = s = 0.7
     module.Z.data = torch.as_tensor(phi * enc)  # 1-D embedding: |z_i − z_j| = φ|u_i − u_j| / scale
     idx = torch.arange(200)
     partners = torch.as_tensor(rng.integers(0, 200, (200, 5)))
@@ -170,7 +179,9 @@ def test_large_matching_weight_collapses_identical_covariates():
     y = (X * theta).sum(1)
 
     def within_spread(gamma):
-        m = PersonalizedRegressor(rank=3, matching_weight=gamma, n_neighbors=size - 1, val_fraction=0.0, epochs=60, **FAST)
+        m = PersonalizedRegressor(
+            rank=3, matching_weight=gamma, n_neighbors=size - 1, val_fraction=0.0, epochs=60, **FAST
+        )
         coef = m.fit(X, y, covariates=u).coef_.reshape(n_groups, size, 3)
         return float(((coef - coef.mean(1, keepdims=True)) ** 2).mean()), m
 
@@ -278,7 +289,9 @@ def test_bad_input_names_the_argument(sim):
 # ------------------------------------------------------------------ relaxation snapshots
 def test_snapshots_start_at_population_and_relax(sim):
     X, y, U, theta, *_ = sim
-    m = PersonalizedRegressor(rank=None, epochs=40, patience=0, snapshot_epochs=[0, 5, 39, 500], **FAST).fit(X, y, covariates=U)
+    m = PersonalizedRegressor(rank=None, epochs=40, patience=0, snapshot_epochs=[0, 5, 39, 500], **FAST).fit(
+        X, y, covariates=U
+    )
     assert sorted(m.snapshots_) == [0, 5, 39]  # 500 > n_epochs_ is absent, not an error
     coef0, int0 = m.snapshots_[0]
     assert coef0.shape == (len(m.train_index_), X.shape[1]) and int0.shape == (len(m.train_index_),)

@@ -18,7 +18,7 @@ from perslib.reports import (
     run_notebook,
 )
 
-DEMO = '''# %% [markdown]
+DEMO = """# %% [markdown]
 # # Demo
 
 # %% tags=["parameters"]
@@ -43,7 +43,7 @@ time.sleep(wait)
 # %%
 if fail:
     raise RuntimeError("asked to fail")
-'''
+"""
 
 
 @pytest.fixture()
@@ -51,7 +51,9 @@ def demo(tmp_path):
     nb_dir = tmp_path / "notebooks"
     (nb_dir / "params").mkdir(parents=True)
     (nb_dir / "00_demo.py").write_text(DEMO)
-    (nb_dir / "params" / "smoke.yaml").write_text("defaults: {seed: 1, epochs: 3}\n00_demo: {seed: 7}\nother: {seed: 9}\n")
+    (nb_dir / "params" / "smoke.yaml").write_text(
+        "defaults: {seed: 1, epochs: 3}\n00_demo: {seed: 7}\nother: {seed: 9}\n"
+    )
     (nb_dir / "params" / "typo.yaml").write_text("00_demo: {sed: 7}\n")
     return nb_dir / "00_demo.py"
 
@@ -108,7 +110,9 @@ def test_values_are_typed_from_the_notebooks_defaults(demo, name, text, value):
     assert got == value and type(got) is type(value)
 
 
-@pytest.mark.parametrize(("name", "text"), [("seed", "abc"), ("seed", "1.5"), ("rate", "fast"), ("flag", "maybe"), ("sizes", "3")])
+@pytest.mark.parametrize(
+    ("name", "text"), [("seed", "abc"), ("seed", "1.5"), ("rate", "fast"), ("flag", "maybe"), ("sizes", "3")]
+)
 def test_values_of_the_wrong_type_are_refused(demo, name, text):
     with pytest.raises(ParameterError, match=rf"parameter '{name}' of 00_demo expects .*got '{text}'"):
         resolve_parameters(demo, {name: text})
@@ -156,11 +160,34 @@ def test_cli_missing_kernel_fails_before_running(demo, tmp_path, capsys):
 
 def test_run_injects_typed_values_and_writes_html_and_timings(demo, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main([str(demo), "--out", str(out), "--profile", "smoke", "-p", "rate", "1e3", "-p", "label", "no",
-                 "-p", "flag", "no"])
+    code = main(
+        [
+            str(demo),
+            "--out",
+            str(out),
+            "--profile",
+            "smoke",
+            "-p",
+            "rate",
+            "1e3",
+            "-p",
+            "label",
+            "no",
+            "-p",
+            "flag",
+            "no",
+        ]
+    )
     table = capsys.readouterr().out
     assert code == 0, table
-    assert _values(out / "00_demo") == {"seed": 7, "rate": 1000.0, "label": "no", "flag": False, "sizes": [1, 2], "maybe": None}
+    assert _values(out / "00_demo") == {
+        "seed": 7,
+        "rate": 1000.0,
+        "label": "no",
+        "flag": False,
+        "sizes": [1, 2],
+        "maybe": None,
+    }
     nb = nbformat.read(out / "00_demo.ipynb", as_version=4)
     assert nb.metadata.papermill.parameters["seed"] == 7
     assert "injected-parameters" in nb.cells[2].metadata.tags

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from perslib.training import TrainConfig, split_validation, train_loop, train_module
+from perslib._core.training import TrainConfig, split_validation, train_loop, train_module
 
 
 def _linear_data(n=400, p=3, seed=0):
@@ -61,7 +63,12 @@ def test_train_loop_refuses_nan_loss():
 
 def test_step_may_return_named_losses():
     module = nn.Linear(1, 1)
-    hist = train_loop(lambda b: {"loss": 1.0, "adversary": 2.0}, (torch.zeros(8, 1),), TrainConfig(epochs=2, batch_size=4), module=module)
+    hist = train_loop(
+        lambda b: {"loss": 1.0, "adversary": 2.0},
+        (torch.zeros(8, 1),),
+        TrainConfig(epochs=2, batch_size=4),
+        module=module,
+    )
     assert list(hist.columns) == ["epoch", "train_loss", "adversary"]
     assert hist["adversary"].tolist() == [2.0, 2.0]
 
@@ -82,10 +89,6 @@ def test_config_validation(kwargs):
         TrainConfig(**kwargs)
 
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(2, 300),
@@ -104,3 +107,45 @@ def test_split_validation_is_a_partition(n, frac, n_labels, seed):
             for lab in np.unique(labels):
                 if (labels == lab).sum() >= 2:
                     assert (labels[tr] == lab).any()
+
+
+def test_callbacks_run_at_every_epoch_boundary():
+    torch.manual_seed(0)
+    x = torch.randn(30, 2)
+    y = x @ torch.tensor([1.0, -1.0])
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    class Log:
+        def __init__(self):
+            self.events = []
+
+        def on_epoch_start(self, epoch):
+            self.events.append(("start", epoch))
+
+        def on_epoch_end(self, epoch, row):
+            self.events.append(("end", epoch, round(row["train_loss"], 6) >= 0))
+
+    def step(batch):
+        xb, yb = batch
+        opt.zero_grad()
+        loss = ((model(xb)[:, 0] - yb) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    log, starts_only = Log(), type("S", (), {"on_epoch_start": lambda self, e: seen.append(e)})()
+    seen = []
+    history = train_loop(
+        step, (x, y), TrainConfig(epochs=3, batch_size=7, progress=False), module=model, callbacks=[log, starts_only]
+    )
+    assert len(history) == 3
+    assert log.events == [
+        ("start", 0),
+        ("end", 1, True),
+        ("start", 1),
+        ("end", 2, True),
+        ("start", 2),
+        ("end", 3, True),
+    ]
+    assert seen == [0, 1, 2]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from perslib.utils import (
+from perslib._core import (
     check_array,
     check_consistent_length,
     check_random_state,
@@ -80,7 +80,7 @@ def test_check_random_state():
 
 
 def test_torch_threads_restores_the_setting():
-    from perslib.utils import torch_threads
+    from perslib._core import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1):

@@ -10,6 +10,7 @@ Real data (:mod:`perslib.data.real`; no download, see ``data/README.md``)
     ClusteredDataset, dataset_fingerprint
 """
 
+from perslib.data.images import make_cluster_images
 from perslib.data.real import (
     DATASET_LOADERS,
     ClusteredDataset,
@@ -19,7 +20,6 @@ from perslib.data.real import (
     load_math_achievement,
     load_sleepstudy,
 )
-from perslib.data.images import make_cluster_images
 from perslib.data.simulate import make_personalized_regression, make_spirals
 
 __all__ = [

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from perslib._core.validation import check_random_state
 from perslib.data.simulate import _check_float, _check_int
-from perslib.utils import check_random_state
 
 __all__ = ["make_cluster_images"]
 

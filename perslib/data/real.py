@@ -208,11 +208,33 @@ def load_math_achievement() -> ClusteredDataset:
     )
     if not np.allclose(merged["MEANSES"], merged["MEANSES_school"]):
         raise ValueError("MathAchieve: MEANSES differs between the student and school tables")
-    columns = ["School", "MathAch", "SES", "Female", "Minority", "Size", "Catholic", "PRACAD", "DISCLIM", "HIMINTY", "MEANSES"]
+    columns = [
+        "School",
+        "MathAch",
+        "SES",
+        "Female",
+        "Minority",
+        "Size",
+        "Catholic",
+        "PRACAD",
+        "DISCLIM",
+        "HIMINTY",
+        "MEANSES",
+    ]
     frame = merged[columns].astype(
-        {"School": np.int64, "Female": np.int64, "Minority": np.int64, "Size": np.int64,
-         "Catholic": np.int64, "HIMINTY": np.int64, "MathAch": np.float64, "SES": np.float64,
-         "PRACAD": np.float64, "DISCLIM": np.float64, "MEANSES": np.float64}
+        {
+            "School": np.int64,
+            "Female": np.int64,
+            "Minority": np.int64,
+            "Size": np.int64,
+            "Catholic": np.int64,
+            "HIMINTY": np.int64,
+            "MathAch": np.float64,
+            "SES": np.float64,
+            "PRACAD": np.float64,
+            "DISCLIM": np.float64,
+            "MEANSES": np.float64,
+        }
     )
     _check_shape(frame, 7185, "School", 160, columns, "MathAchieve")
     return ClusteredDataset(

@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from perslib.utils import check_random_state
+from perslib._core.validation import check_random_state
 
 __all__ = ["make_personalized_regression", "make_spirals"]
 

@@ -44,4 +44,23 @@ from perslib.plotting.scores import (
     plot_scatter,
 )
 
-__all__ = ['ESTIMATE_COLOR', 'PALETTE', 'categorical_colors', 'save_figure', 'set_style', 'plot_parameter_space', 'plot_parameters_vs_covariate', 'plot_dictionary', 'plot_sweep', 'plot_snapshots', 'plot_clusters_2d', 'plot_image_grid', 'plot_soft_memberships', 'plot_group_scores', 'plot_scatter', 'plot_history', 'plot_scaling', 'plot_fold_scores']
+__all__ = [
+    "ESTIMATE_COLOR",
+    "PALETTE",
+    "categorical_colors",
+    "save_figure",
+    "set_style",
+    "plot_parameter_space",
+    "plot_parameters_vs_covariate",
+    "plot_dictionary",
+    "plot_sweep",
+    "plot_snapshots",
+    "plot_clusters_2d",
+    "plot_image_grid",
+    "plot_soft_memberships",
+    "plot_group_scores",
+    "plot_scatter",
+    "plot_history",
+    "plot_scaling",
+    "plot_fold_scores",
+]

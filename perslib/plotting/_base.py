@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +13,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from perslib.utils import check_array
+from perslib._core.validation import check_array
 
 #: Colour-blind-safe qualitative palette (seaborn's "colorblind", after Wong 2011).
 PALETTE = "colorblind"
@@ -59,8 +60,15 @@ def set_style(context: str = "notebook", palette: str = PALETTE) -> None:
     sns.set_theme(context=context, style="ticks", palette=palette, rc=rc)
     # seaborn scales these with the context; pin the relation title > label > tick
     base = plt.rcParams["font.size"]
-    plt.rcParams.update({"axes.titlesize": base * 1.05, "axes.labelsize": base, "legend.fontsize": base * 0.85,
-                         "xtick.labelsize": base * 0.85, "ytick.labelsize": base * 0.85})
+    plt.rcParams.update(
+        {
+            "axes.titlesize": base * 1.05,
+            "axes.labelsize": base,
+            "legend.fontsize": base * 0.85,
+            "xtick.labelsize": base * 0.85,
+            "ytick.labelsize": base * 0.85,
+        }
+    )
 
 
 def categorical_colors(n: int) -> list[tuple[float, float, float]]:
@@ -118,6 +126,26 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> tu
     return fig, ax
 
 
+def _panel_grid(n_panels: int, n_cols: int, panel_size: float, extra_height: float = 0.4):
+    """A figure of ``n_panels`` square panels in rows of at most ``n_cols``, shared axes.
+
+    Returns ``(fig, axes)`` with ``axes`` of shape (rows, cols); what happens to panels
+    beyond ``n_panels`` is the caller's choice.
+    """
+    n_cols = int(min(n_cols, n_panels))
+    n_rows = int(np.ceil(n_panels / n_cols))
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(panel_size * n_cols, panel_size * n_rows + extra_height),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    return fig, axes
+
+
 def _labels_or_none(labels: Any, n: int, name: str = "labels") -> np.ndarray | None:
     if labels is None:
         return None
@@ -127,8 +155,16 @@ def _labels_or_none(labels: Any, n: int, name: str = "labels") -> np.ndarray | N
     return lab
 
 
-def _scatter_by_label(ax: Axes, x: np.ndarray, y: np.ndarray, labels: np.ndarray | None, label_name: str | None,
-                      s: float = 10, alpha: float = 0.6, legend: bool = True) -> None:
+def _scatter_by_label(
+    ax: Axes,
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: np.ndarray | None,
+    label_name: str | None,
+    s: float = 10,
+    alpha: float = 0.6,
+    legend: bool = True,
+) -> None:
     """Scatter x, y with one collection per label (so the legend names each level)."""
     if labels is None:
         ax.scatter(x, y, s=s, alpha=alpha, color=categorical_colors(1)[0], linewidths=0)

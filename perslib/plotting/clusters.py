@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,12 +12,13 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from perslib._core.validation import check_array, check_consistent_length, check_random_state
 from perslib.plotting._base import (
     _labels_or_none,
     _new_axes,
+    _panel_grid,
     categorical_colors,
 )
-from perslib.utils import check_array, check_consistent_length, check_random_state
 
 
 # --------------------------------------------------------------------------- clusters
@@ -79,10 +81,8 @@ def plot_clusters_2d(
     clusters = np.sort(pd.unique(g))
     classes = np.sort(pd.unique(ya))
     colors = dict(zip(classes, categorical_colors(len(classes))))
-    n_cols = int(min(n_cols, len(clusters)))
-    n_rows = int(np.ceil(len(clusters) / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel_size * n_cols, panel_size * n_rows + 0.35),
-                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    fig, axes = _panel_grid(len(clusters), n_cols, panel_size, extra_height=0.35)
+    n_cols = axes.shape[1]
     rng = check_random_state(random_state)
     for k, cl in enumerate(clusters):
         ax = axes.flat[k]
@@ -100,7 +100,7 @@ def plot_clusters_2d(
             ax.set_title(str(titles[k]), fontsize="small")
         ax.set_aspect("equal", adjustable="box")
         ax.tick_params(labelsize="x-small")
-    for ax in axes.flat[len(clusters):]:
+    for ax in axes.flat[len(clusters) :]:
         ax.remove()
     handles, names = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside upper center", ncol=len(names), markerscale=3)
@@ -161,8 +161,13 @@ def plot_image_grid(
     picks = [np.flatnonzero(rows == g)[:n_per_row] for g in groups]
     shown = np.concatenate(picks)
     vmin, vmax = (float(im[shown].min()), float(im[shown].max())) if shared_scale else (None, None)
-    fig, axes = plt.subplots(len(groups), n_per_row, figsize=(cell_size * n_per_row + 0.9, cell_size * len(groups)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(groups),
+        n_per_row,
+        figsize=(cell_size * n_per_row + 0.9, cell_size * len(groups)),
+        squeeze=False,
+        layout="constrained",
+    )
     for r, (g, idx) in enumerate(zip(groups, picks)):
         for c in range(n_per_row):
             ax = axes[r, c]
@@ -174,9 +179,17 @@ def plot_image_grid(
                 continue
             ax.imshow(im[idx[c]], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
             if lab is not None:
-                ax.text(0.04, 0.96, str(lab[idx[c]]), transform=ax.transAxes, ha="left", va="top",
-                        fontsize="x-small", color="white",
-                        bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})
+                ax.text(
+                    0.04,
+                    0.96,
+                    str(lab[idx[c]]),
+                    transform=ax.transAxes,
+                    ha="left",
+                    va="top",
+                    fontsize="x-small",
+                    color="white",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0},
+                )
         axes[r, 0].set_ylabel(title_fmt.format(g), rotation=0, ha="right", va="center", fontsize="small")
     return fig
 
@@ -238,9 +251,17 @@ def plot_soft_memberships(
         table = table[list(column_order)]
     fig, ax = _new_axes(ax, figsize=(0.5 * table.shape[1] + 2.2, 0.4 * table.shape[0] + 1.4))
     top = float(np.nanmax(table.to_numpy())) if np.isfinite(table.to_numpy()).any() else 1.0
-    sns.heatmap(table, ax=ax, cmap="viridis", vmin=0.0, vmax=max(top, 1e-12),
-                annot=annotate, fmt=".2f", annot_kws={"fontsize": "x-small"},
-                cbar_kws={"label": "mean membership"})
+    sns.heatmap(
+        table,
+        ax=ax,
+        cmap="viridis",
+        vmin=0.0,
+        vmax=max(top, 1e-12),
+        annot=annotate,
+        fmt=".2f",
+        annot_kws={"fontsize": "x-small"},
+        cbar_kws={"label": "mean membership"},
+    )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -248,4 +269,5 @@ def plot_soft_memberships(
     ax.memberships_ = table
     return fig
 
-__all__ = ['plot_clusters_2d', 'plot_image_grid', 'plot_soft_memberships']
+
+__all__ = ["plot_clusters_2d", "plot_image_grid", "plot_soft_memberships"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,16 +11,17 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from perslib._core.validation import check_array, check_consistent_length, check_random_state
 from perslib.plotting._base import (
     _ESTIMATE_MARKERS,
     ESTIMATE_COLOR,
     _labels_or_none,
     _name,
     _new_axes,
+    _panel_grid,
     _scatter_by_label,
     categorical_colors,
 )
-from perslib.utils import check_array, check_consistent_length, check_random_state
 
 
 # --------------------------------------------------------------------------- parameters
@@ -82,8 +84,17 @@ def plot_parameter_space(
         marker = _ESTIMATE_MARKERS[k % len(_ESTIMATE_MARKERS)]
         if e.shape[0] <= 20:
             size = 320 if marker == "*" else 110
-            ax.scatter(e[:, a], e[:, b], marker=marker, s=size, color=ESTIMATE_COLOR, edgecolors="white",
-                       linewidths=1.2, zorder=5, label=name)
+            ax.scatter(
+                e[:, a],
+                e[:, b],
+                marker=marker,
+                s=size,
+                color=ESTIMATE_COLOR,
+                edgecolors="white",
+                linewidths=1.2,
+                zorder=5,
+                label=name,
+            )
         else:
             ax.scatter(e[:, a], e[:, b], marker=".", s=6, color="0.35", alpha=0.5, zorder=4, label=name)
     ax.set_xlabel(_name(param_names, a, f"$\\theta_{{{a}}}$"))
@@ -161,13 +172,15 @@ def plot_parameters_vs_covariate(
     idx = np.arange(n)
     if max_points is not None and n > max_points:
         idx = np.sort(check_random_state(random_state).choice(n, size=int(max_points), replace=False))
-    fig, axes = plt.subplots(K, p, figsize=(panel_size[0] * p, panel_size[1] * K + 0.4), sharey="col",
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        K, p, figsize=(panel_size[0] * p, panel_size[1] * K + 0.4), sharey="col", squeeze=False, layout="constrained"
+    )
     for k in range(K):
         for j in range(p):
             ax = axes[k, j]
-            _scatter_by_label(ax, cov[idx, k], th[idx, j], None if lab is None else lab[idx], label_name,
-                              s=4, alpha=0.8, legend=False)
+            _scatter_by_label(
+                ax, cov[idx, k], th[idx, j], None if lab is None else lab[idx], label_name, s=4, alpha=0.8, legend=False
+            )
             ax.set_xlabel(_name(covariate_name, k, f"$u_{{{k}}}$"))
             ax.set_ylabel(_name(param_names, j, f"$\\theta_{{{j}}}$"))
             ax.tick_params(labelsize="x-small")
@@ -234,8 +247,15 @@ def plot_dictionary(
     if annotate:
         for k in range(q):
             for j in range(p):
-                ax.text(j, k, f"{D[k, j]:.2f}", ha="center", va="center", fontsize="x-small",
-                        color="white" if abs(D[k, j]) > 0.6 * vmax else "0.15")
+                ax.text(
+                    j,
+                    k,
+                    f"{D[k, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize="x-small",
+                    color="white" if abs(D[k, j]) > 0.6 * vmax else "0.15",
+                )
     fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02)
     if title:
         ax.set_title(title)
@@ -290,8 +310,9 @@ def plot_sweep(
         ax.plot(xa, ya, marker=markers[k % len(markers)], ms=5, lw=1.6, color=colors[k], label=name)
     styles = ["--", ":", "-."]
     for k, (name, value) in enumerate(refs.items()):
-        ax.axhline(float(value), color=colors[len(series) + k], ls=styles[k % 3], lw=1.3,
-                   label=f"{name} ({float(value):.3g})")
+        ax.axhline(
+            float(value), color=colors[len(series) + k], ls=styles[k % 3], lw=1.3, label=f"{name} ({float(value):.3g})"
+        )
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -349,10 +370,8 @@ def plot_snapshots(
     shapes = {a.shape for a in arrays.values()}
     if len(shapes) != 1:
         raise ValueError(f"all snapshots must have the same shape, got {sorted(shapes)}")
-    n_cols = int(min(n_cols, len(arrays)))
-    n_rows = int(np.ceil(len(arrays) / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel_size * n_cols, panel_size * n_rows + 0.4),
-                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    fig, axes = _panel_grid(len(arrays), n_cols, panel_size, extra_height=0.4)
+    n_cols = axes.shape[1]
     for k, (name, th) in enumerate(arrays.items()):
         ax = axes.flat[k]
         plot_parameter_space(th, labels, dims=dims, ax=ax, param_names=param_names, label_name=label_name, title=name)
@@ -362,11 +381,12 @@ def plot_snapshots(
             ax.set_ylabel("")
         if k < len(arrays) - n_cols:
             ax.set_xlabel("")
-    for ax in axes.flat[len(arrays):]:
+    for ax in axes.flat[len(arrays) :]:
         ax.remove()
     handles, names = axes.flat[0].get_legend_handles_labels()
     if names:
         fig.legend(handles, names, loc="outside upper center", ncol=len(names), markerscale=2.5)
     return fig
 
-__all__ = ['plot_parameter_space', 'plot_parameters_vs_covariate', 'plot_dictionary', 'plot_sweep', 'plot_snapshots']
+
+__all__ = ["plot_parameter_space", "plot_parameters_vs_covariate", "plot_dictionary", "plot_sweep", "plot_snapshots"]

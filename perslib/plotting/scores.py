@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from perslib._core.validation import check_array, check_consistent_length
 from perslib.plotting._base import (
     ESTIMATE_COLOR,
     _labels_or_none,
@@ -16,7 +18,6 @@ from perslib.plotting._base import (
     _scatter_by_label,
     categorical_colors,
 )
-from perslib.utils import check_array, check_consistent_length
 
 
 # --------------------------------------------------------------------------- scores
@@ -37,7 +38,7 @@ def plot_group_scores(
     ----------
     frame : pandas.DataFrame
         One row per group (per group and hue level), e.g. the output of
-        :func:`perslib.metrics.per_group_score`.
+        :func:`perslib.evaluation.per_group_score`.
     group_col : str
         Column with the group labels (horizontal axis).
     score_col : str
@@ -89,8 +90,9 @@ def plot_group_scores(
     if refs:
         styles = ["--", ":", "-."]
         for k, (name, value) in enumerate(refs.items()):
-            ax.axhline(float(value), color=ESTIMATE_COLOR, ls=styles[k % 3], lw=1.2,
-                       label=f"{name} = {float(value):.3g}")
+            ax.axhline(
+                float(value), color=ESTIMATE_COLOR, ls=styles[k % 3], lw=1.2, label=f"{name} = {float(value):.3g}"
+            )
     finite = scores[np.isfinite(scores)]
     vals = list(finite) + list(refs.values())
     if vals:
@@ -181,8 +183,9 @@ def plot_scatter(
     return fig
 
 
-def plot_history(history: pd.DataFrame, ax: Axes | None = None, columns: Sequence[str] | None = None,
-                 title: str | None = None) -> Figure:
+def plot_history(
+    history: pd.DataFrame, ax: Axes | None = None, columns: Sequence[str] | None = None, title: str | None = None
+) -> Figure:
     """Training curves from an estimator's ``history_`` table (one line per loss column).
 
     Parameters
@@ -203,8 +206,11 @@ def plot_history(history: pd.DataFrame, ax: Axes | None = None, columns: Sequenc
     """
     if not isinstance(history, pd.DataFrame) or "epoch" not in history.columns:
         raise ValueError("history must be a DataFrame with an 'epoch' column (an estimator's history_)")
-    cols = list(columns) if columns is not None else [
-        c for c in history.columns if c != "epoch" and pd.api.types.is_numeric_dtype(history[c])]
+    cols = (
+        list(columns)
+        if columns is not None
+        else [c for c in history.columns if c != "epoch" and pd.api.types.is_numeric_dtype(history[c])]
+    )
     missing = [c for c in cols if c not in history.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in history (columns: {list(history.columns)})")
@@ -233,7 +239,7 @@ def plot_scaling(
     """Cost against size on log-log axes, one series per ``hue`` level, with fitted slopes.
 
     On log-log axes a power law ``y = c·x^b`` is a straight line of slope ``b``
-    (:func:`perslib.metrics.power_law_fit`); with ``fit=True`` each series with at
+    (:func:`perslib.evaluation.power_law_fit`); with ``fit=True`` each series with at
     least two distinct sizes gets its least-squares line and its slope in the legend.
     Dotted grey guides of slope 1 and 2 through the first point of the first series
     show what linear and quadratic growth would look like.
@@ -257,7 +263,7 @@ def plot_scaling(
     -------
     matplotlib.figure.Figure
     """
-    from perslib.metrics import power_law_fit
+    from perslib.evaluation import power_law_fit
 
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
@@ -311,7 +317,7 @@ def plot_fold_scores(
     """Cross-validated scores of several models: one row per model, folds and interval.
 
     Each model gets its per-fold scores as small dots and their mean with a confidence
-    interval over folds (:func:`perslib.metrics.mean_ci`) as a large dot with a bar.
+    interval over folds (:func:`perslib.evaluation.mean_ci`) as a large dot with a bar.
 
     Parameters
     ----------
@@ -335,7 +341,7 @@ def plot_fold_scores(
     -------
     matplotlib.figure.Figure
     """
-    from perslib.metrics import mean_ci
+    from perslib.evaluation import mean_ci
 
     need = {"fold", "model", "metric", "value"}
     if not isinstance(scores, pd.DataFrame) or not need <= set(scores.columns):
@@ -379,4 +385,5 @@ def plot_fold_scores(
         ax.set_title(title)
     return fig
 
-__all__ = ['plot_group_scores', 'plot_scatter', 'plot_history', 'plot_scaling', 'plot_fold_scores']
+
+__all__ = ["plot_group_scores", "plot_scatter", "plot_history", "plot_scaling", "plot_fold_scores"]

@@ -12,10 +12,7 @@ that protocol:
   fitted model (e.g. ARMED with ``z="zero"``) are "variants", and a callback can add
   numbers computed from each fitted model (feature importances, random effects);
 * :func:`summarize_folds` — mean and 95% interval over folds per model and metric
-  (:func:`perslib.metrics.mean_ci`: mean ± 1.96·sd/√k, the ARMED paper's convention);
-* :class:`WithCovariates` — gives the personalized models (``covariates=``) the
-  ``groups=`` interface, so they join the same comparison; :class:`OnColumns` lets a
-  model see only some columns of a shared feature table.
+  (:func:`perslib.evaluation.mean_ci`: mean ± 1.96·sd/√k, the ARMED paper's convention).
 """
 
 from __future__ import annotations
@@ -28,15 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, clone, is_classifier, is_regressor
+from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.metrics import accuracy_score, mean_squared_error, r2_score, roc_auc_score
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
-from perslib.metrics import mean_ci
-from perslib.utils import check_consistent_length
+from perslib._core.validation import check_consistent_length
+from perslib.evaluation._scores import mean_ci
 
-__all__ = ["OnColumns", "WithCovariates", "cross_validate_models", "label_cluster_strata", "summarize_folds"]
+__all__ = ["cross_validate_models", "label_cluster_strata", "summarize_folds"]
 
 #: Metrics computed per task; "fit_time" (seconds) is added for every fitted model.
 CLASSIFICATION_METRICS = ("accuracy", "auroc")
@@ -197,8 +192,13 @@ def cross_validate_models(
     n = check_consistent_length(X=X, y=ya, **({} if ga is None else {"groups": ga}))
     if task == "auto":
         ests = list(models.values())
-        task = ("classification" if all(map(is_classifier, ests))
-                else "regression" if all(map(is_regressor, ests)) else None)
+        task = (
+            "classification"
+            if all(map(is_classifier, ests))
+            else "regression"
+            if all(map(is_regressor, ests))
+            else None
+        )
         if task is None:
             raise ValueError("task='auto' needs all models to be classifiers or all regressors; pass task=")
     if task not in ("classification", "regression"):
@@ -230,7 +230,8 @@ def cross_validate_models(
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=n_jobs)(
-            delayed(_run_one)(f, name, est, *args, tr, te, task, variants, on_fold) for f, name, est, tr, te in jobs)
+            delayed(_run_one)(f, name, est, *args, tr, te, task, variants, on_fold) for f, name, est, tr, te in jobs
+        )
     frame = pd.DataFrame([r for rows, _ in results for r in rows], columns=["fold", "model", "metric", "value"])
     order = list(models) + list(variants)
     frame["model"] = pd.Categorical(frame["model"], categories=order, ordered=True)
@@ -251,7 +252,7 @@ def summarize_folds(scores: pd.DataFrame, level: float = 0.95, metrics: Iterable
     scores : pandas.DataFrame
         Output of :func:`cross_validate_models` (columns ``fold, model, metric, value``).
     level : float, default=0.95
-        Coverage of the normal-approximation interval (:func:`perslib.metrics.mean_ci`).
+        Coverage of the normal-approximation interval (:func:`perslib.evaluation.mean_ci`).
     metrics : iterable of str, optional
         Keep only these metrics.
 
@@ -269,122 +270,16 @@ def summarize_folds(scores: pd.DataFrame, level: float = 0.95, metrics: Iterable
     for (model, metric), part in data.groupby(["model", "metric"], sort=False):
         values = part["value"].to_numpy(float)
         mean, low, high = mean_ci(values, level) if len(values) >= 2 else (float(values.mean()), np.nan, np.nan)
-        rows.append({"model": model, "metric": metric, "mean": mean, "low": low, "high": high,
-                     "sd": float(values.std(ddof=1)) if len(values) >= 2 else np.nan, "n_folds": len(values)})
+        rows.append(
+            {
+                "model": model,
+                "metric": metric,
+                "mean": mean,
+                "low": low,
+                "high": high,
+                "sd": float(values.std(ddof=1)) if len(values) >= 2 else np.nan,
+                "n_folds": len(values),
+            }
+        )
     columns = ["model", "metric", "mean", "low", "high", "sd", "n_folds"]
     return pd.DataFrame(rows, columns=columns).set_index(["model", "metric"])
-
-
-class WithCovariates(BaseEstimator):
-    """Route some columns of a DataFrame ``X`` to an estimator's ``covariates=`` argument.
-
-    The personalized models take ``fit(X, y, covariates=U)``; this wrapper gives them the
-    ``fit(X, y, groups=g)`` / ``predict(X, groups=g)`` interface of the cluster models, so
-    :func:`cross_validate_models` can compare both on the same folds. ``groups`` is
-    accepted and ignored.
-
-    Parameters
-    ----------
-    estimator : estimator
-        Unfitted estimator with ``fit(X, y, covariates=...)`` and ``predict(X, covariates=...)``.
-    covariates : sequence of str
-        Columns of ``X`` passed as covariates (and removed from the features).
-
-    Attributes
-    ----------
-    estimator_ : the fitted clone of ``estimator``
-    """
-
-    def __init__(self, estimator, covariates) -> None:
-        self.estimator = estimator
-        self.covariates = covariates
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.estimator_type = self.estimator.__sklearn_tags__().estimator_type
-        return tags
-
-    def _split(self, X):
-        if not hasattr(X, "columns"):
-            raise ValueError("X must be a DataFrame whose columns include the covariates")
-        cols = list(self.covariates)
-        missing = [c for c in cols if c not in X.columns]
-        if not cols or missing:
-            raise ValueError(f"covariates must be non-empty columns of X; missing {missing}")
-        return X.drop(columns=cols), X[cols]
-
-    def fit(self, X, y, groups=None):
-        """Fit ``estimator`` on the non-covariate columns, with the covariate columns as ``covariates``."""
-        features, covs = self._split(X)
-        self.estimator_ = clone(self.estimator).fit(features, y, covariates=covs)
-        if hasattr(self.estimator_, "classes_"):
-            self.classes_ = self.estimator_.classes_
-        return self
-
-    def predict(self, X, groups=None):
-        """Predictions of the fitted estimator (``groups`` is ignored)."""
-        check_is_fitted(self, "estimator_")
-        features, covs = self._split(X)
-        return self.estimator_.predict(features, covariates=covs)
-
-
-def _inner_has(name):
-    return lambda self: hasattr(self.estimator, name)
-
-
-class OnColumns(BaseEstimator):
-    """Fit and predict an estimator on some columns of a DataFrame ``X`` only.
-
-    Lets models that should not see every column (e.g. cluster-level covariates) share
-    one feature table with models that do, in one :func:`cross_validate_models` call.
-    ``groups`` and any extra prediction arguments (ARMED's ``z=``) are passed through.
-
-    Parameters
-    ----------
-    estimator : estimator
-        Unfitted estimator.
-    columns : sequence of str
-        The columns of ``X`` it sees.
-
-    Attributes
-    ----------
-    estimator_ : the fitted clone of ``estimator``
-    """
-
-    def __init__(self, estimator, columns) -> None:
-        self.estimator = estimator
-        self.columns = columns
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.estimator_type = self.estimator.__sklearn_tags__().estimator_type
-        return tags
-
-    def _select(self, X):
-        cols = list(self.columns)
-        if not hasattr(X, "columns") or not cols or any(c not in X.columns for c in cols):
-            raise ValueError(f"X must be a DataFrame with the columns {cols}")
-        return X[cols]
-
-    @staticmethod
-    def _kw(method, groups, kwargs):
-        return dict(kwargs, groups=groups) if groups is not None and _accepts(method, "groups") else dict(kwargs)
-
-    def fit(self, X, y, groups=None):
-        """Fit a clone of ``estimator`` on ``X[columns]`` (with ``groups`` if it takes them)."""
-        est = clone(self.estimator)
-        self.estimator_ = est.fit(self._select(X), y, **self._kw(est.fit, groups, {}))
-        if hasattr(self.estimator_, "classes_"):
-            self.classes_ = self.estimator_.classes_
-        return self
-
-    def predict(self, X, groups=None, **kwargs):
-        """``estimator_.predict(X[columns], groups=groups, **kwargs)``."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(self._select(X), **self._kw(self.estimator_.predict, groups, kwargs))
-
-    @available_if(_inner_has("predict_proba"))
-    def predict_proba(self, X, groups=None, **kwargs):
-        """``estimator_.predict_proba(X[columns], groups=groups, **kwargs)``."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(self._select(X), **self._kw(self.estimator_.predict_proba, groups, kwargs))

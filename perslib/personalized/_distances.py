@@ -1,4 +1,4 @@
-"""Covariate distances, pair construction and neighbour search for personalized regression.
+"""Covariate distances for personalized regression: encoding, per-pair distances, the matching loss.
 
 Personalized regression compares samples through their covariates ``u``. For a pair
 ``(i, j)`` the per-covariate distances form a vector ``Δ_ij ∈ R^K``:
@@ -28,18 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.neighbors import NearestNeighbors
 
-from perslib.utils import check_n_columns
+from perslib._core.validation import check_n_columns
 
-__all__ = [
-    "CovariateSpace",
-    "distance_matching_loss",
-    "knn_table",
-    "mean_abs_pairwise_difference",
-    "pair_deltas",
-    "random_partners",
-]
+__all__ = ["CovariateSpace", "distance_matching_loss", "mean_abs_pairwise_difference", "pair_deltas"]
 
 
 def mean_abs_pairwise_difference(values: np.ndarray) -> float:
@@ -90,7 +82,9 @@ class CovariateSpace:
             cols = list(U.columns)
             if not fitting:
                 if len(cols) != len(self.columns_):
-                    raise ValueError(f"{name} has {len(cols)} columns, but the estimator was fitted with {len(self.columns_)}")
+                    raise ValueError(
+                        f"{name} has {len(cols)} columns, but the estimator was fitted with {len(self.columns_)}"
+                    )
                 if self.frame_:
                     missing = [c for c in self.columns_ if c not in cols]
                     if missing:
@@ -105,6 +99,16 @@ class CovariateSpace:
         if not fitting:
             check_n_columns(arr, len(self.columns_), name, "columns")
         return [pd.Series(arr[:, k]) for k in range(arr.shape[1])], list(range(arr.shape[1]))
+
+    def __perslib_state__(self) -> dict:
+        """Plain data for :mod:`perslib._core.persistence`."""
+        return dict(vars(self))
+
+    @classmethod
+    def __from_perslib_state__(cls, state: dict) -> CovariateSpace:
+        space = cls(state.pop("categorical"))
+        space.__dict__.update(state)
+        return space
 
     def fit(self, U: Any) -> CovariateSpace:
         """Learn column types, numeric scales and categorical levels from ``U`` (n, K)."""
@@ -125,7 +129,9 @@ class CovariateSpace:
                 try:
                     levels = pd.unique(s.dropna())
                 except TypeError as exc:
-                    raise ValueError(f"covariates column {cols[k]!r} is neither numeric nor categorical: {exc}") from None
+                    raise ValueError(
+                        f"covariates column {cols[k]!r} is neither numeric nor categorical: {exc}"
+                    ) from None
                 self.categories_.append(pd.Index(levels))
             else:
                 values = _numeric(s, cols[k])
@@ -147,7 +153,9 @@ class CovariateSpace:
                 try:
                     codes = levels.get_indexer(s).astype(np.float64)
                 except TypeError as exc:
-                    raise ValueError(f"covariates column {self.columns_[k]!r} is not categorical-convertible: {exc}") from None
+                    raise ValueError(
+                        f"covariates column {self.columns_[k]!r} is not categorical-convertible: {exc}"
+                    ) from None
                 codes[codes < 0] = len(levels)  # unseen level
                 codes[s.isna().to_numpy()] = np.nan
                 out[:, k] = codes
@@ -228,28 +236,3 @@ def distance_matching_loss(param_dist: torch.Tensor, deltas: torch.Tensor, phi: 
     phi : torch.Tensor of shape (K,)
     """
     return ((param_dist - deltas @ phi) ** 2).mean()
-
-
-# ---------------------------------------------------------------- neighbour search
-def knn_table(points: np.ndarray, k: int, metric: str = "manhattan", query: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the ``k`` nearest rows of ``points`` (KD-tree, O(n log n)), shape (m, k).
-
-    Without ``query`` each row's own index is excluded (its k nearest *other* rows).
-    """
-    n = points.shape[0]
-    k_eff = min(k, n - 1 if query is None else n)
-    nn = NearestNeighbors(n_neighbors=max(k_eff, 1), algorithm="kd_tree", metric=metric).fit(points)
-    ind = nn.kneighbors(query, n_neighbors=k_eff, return_distance=False) if query is not None else nn.kneighbors(
-        n_neighbors=k_eff, return_distance=False
-    )
-    if k_eff < k:  # fewer candidates than asked for: repeat columns
-        ind = ind[:, np.arange(k) % max(k_eff, 1)]
-    return ind.astype(np.int64)
-
-
-def random_partners(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` uniformly random partners per sample, never the sample itself, shape (n, k)."""
-    if n < 2:
-        return np.zeros((n, k), dtype=np.int64)
-    offset = rng.integers(1, n, size=(n, k))
-    return (np.arange(n)[:, None] + offset) % n

@@ -1,10 +1,11 @@
-"""A small, reusable minibatch training loop with early stopping.
+"""A small, reusable minibatch training loop with early stopping and epoch hooks.
 
 The loop knows nothing about the model: the caller gives a ``step`` function that takes
 one minibatch, updates parameters and returns its loss, and an ``evaluate`` function
 that returns the validation loss. That keeps plain models (one optimizer, one loss) and
 adversarial ones (several optimizers, alternating steps) on the same loop. For the plain
-case :func:`train_module` builds the step itself.
+case :func:`train_module` builds the step itself. *Callbacks* run at epoch boundaries
+(refresh a neighbour table, record a snapshot).
 
 Early stopping watches the validation loss; when it has not improved by ``min_delta``
 for ``patience`` epochs, training stops and the parameters of the best epoch are restored.
@@ -13,8 +14,9 @@ for ``patience`` epochs, training stops and the parameters of the best epoch are
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,9 +24,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from perslib.utils import progress_enabled, torch_threads
+from perslib._core.runtime import progress_enabled, torch_threads
 
-__all__ = ["TrainConfig", "train_loop", "train_module", "split_validation", "iterate_minibatches"]
+__all__ = ["Callback", "TrainConfig", "iterate_minibatches", "split_validation", "train_loop", "train_module"]
 
 
 @dataclass
@@ -51,6 +53,16 @@ class TrainConfig:
             raise ValueError(f"patience must be >= 0, got {self.patience!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+
+class Callback(Protocol):
+    """Hooks the loop calls at epoch boundaries; implement either or both."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Before epoch ``epoch + 1``: ``epoch`` epochs have been completed (0 before the first)."""
+
+    def on_epoch_end(self, epoch: int, row: dict) -> None:
+        """After epoch ``epoch`` (1-based), with its history row (losses, ``val_loss``)."""
 
 
 def split_validation(
@@ -114,6 +126,7 @@ def train_loop(
     module: nn.Module,
     evaluate: Callable[[], float] | None = None,
     generator: torch.Generator | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> pd.DataFrame:
     """Run minibatch epochs with optional early stopping.
 
@@ -133,6 +146,9 @@ def train_loop(
         Without it, no early stopping happens.
     generator : torch.Generator, optional
         Drives the minibatch order (seed it for reproducible runs).
+    callbacks : sequence of Callback, optional
+        Objects whose ``on_epoch_start(epoch)`` / ``on_epoch_end(epoch, row)`` run at
+        every epoch boundary, in order.
 
     Returns
     -------
@@ -142,16 +158,25 @@ def train_loop(
     """
     on_cpu = all(t.device.type == "cpu" for t in train_tensors)
     with torch_threads(config.cpu_threads if on_cpu else None):
-        return _run_epochs(step, train_tensors, config, module, evaluate, generator)
+        return _run_epochs(step, train_tensors, config, module, evaluate, generator, callbacks)
 
 
-def _run_epochs(step, train_tensors, config, module, evaluate, generator) -> pd.DataFrame:
+def _hooks(callbacks, name):
+    return [getattr(cb, name) for cb in callbacks if hasattr(cb, name)]
+
+
+def _run_epochs(step, train_tensors, config, module, evaluate, generator, callbacks) -> pd.DataFrame:
+    starts, ends = _hooks(callbacks, "on_epoch_start"), _hooks(callbacks, "on_epoch_end")
     rows = []
     best = np.inf
     best_state = None
     bad_epochs = 0
-    bar = tqdm(range(1, config.epochs + 1), desc=config.desc, disable=not progress_enabled(config.progress), leave=False)
+    bar = tqdm(
+        range(1, config.epochs + 1), desc=config.desc, disable=not progress_enabled(config.progress), leave=False
+    )
     for epoch in bar:
+        for hook in starts:
+            hook(epoch - 1)
         module.train()
         sums: dict[str, float] = {}
         n_batches = 0
@@ -164,7 +189,9 @@ def _run_epochs(step, train_tensors, config, module, evaluate, generator) -> pd.
         row = {"epoch": epoch, "train_loss": sums.pop("loss") / n_batches}
         row.update({k: v / n_batches for k, v in sums.items()})
         if not np.isfinite(row["train_loss"]):
-            raise FloatingPointError(f"training loss became {row['train_loss']} at epoch {epoch}; lower lr or check the input scaling")
+            raise FloatingPointError(
+                f"training loss became {row['train_loss']} at epoch {epoch}; lower lr or check the input scaling"
+            )
         if evaluate is not None:
             module.eval()
             with torch.no_grad():
@@ -180,6 +207,8 @@ def _run_epochs(step, train_tensors, config, module, evaluate, generator) -> pd.
         else:
             bar.set_postfix(train=f"{row['train_loss']:.4f}")
         rows.append(row)
+        for hook in ends:
+            hook(epoch, row)
         if evaluate is not None and config.patience and bad_epochs >= config.patience:
             break
     bar.close()

@@ -1,4 +1,4 @@
-"""Interpretation of ARMED models and their baselines (issue 4, deliverable 4).
+"""Interpretation of ARMED models and their baselines.
 
 * :func:`feature_importance`: mean absolute input gradient of the fixed-effects
   prediction, random effects switched off (z = 0), on standardized inputs.
@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from perslib._core.validation import check_array, check_groups
 from perslib.mlp import MLPClassifier, MLPRegressor
-from perslib.utils import check_array
 
 __all__ = ["feature_importance", "intercept_prevalence_correlation", "random_slope_spread"]
 
@@ -36,9 +36,7 @@ def _fe_function(model):
         )
     if isinstance(model, (MLPClassifier, MLPRegressor)):
         if isinstance(model, MLPClassifier) and len(model.classes_) != 2:
-            raise ValueError(
-                "feature_importance supports binary classifiers and regressors"
-            )
+            raise ValueError("feature_importance supports binary classifiers and regressors")
         return (
             (lambda x: model.model_(x)[:, 0]),
             model.scaler_,
@@ -47,13 +45,9 @@ def _fe_function(model):
             isinstance(model, MLPClassifier),
         )
     inner = getattr(model, "fixed_effects_estimator", None)
-    if (
-        inner is not None
-    ):  # e.g. the cluster-input MLP: its network with the cluster part at zero
+    if inner is not None:  # e.g. the cluster-input MLP: its network with the cluster part at zero
         return inner()
-    raise TypeError(
-        f"feature_importance does not know how to differentiate a {type(model).__name__}"
-    )
+    raise TypeError(f"feature_importance does not know how to differentiate a {type(model).__name__}")
 
 
 def feature_importance(model, X, *, output: str = "proba") -> pd.Series:
@@ -75,9 +69,7 @@ def feature_importance(model, X, *, output: str = "proba") -> pd.Series:
     fn, scaler, device, names, is_clf = _fe_function(model)
     Xa = check_array(X, "X", ndim=2)
     if Xa.shape[1] != len(names):
-        raise ValueError(
-            f"X has {Xa.shape[1]} features, but the model was fitted with {len(names)}"
-        )
+        raise ValueError(f"X has {Xa.shape[1]} features, but the model was fitted with {len(names)}")
     if scaler is not None:
         Xa = scaler.transform(Xa)
     x = torch.as_tensor(Xa, dtype=torch.float32, device=device).requires_grad_(True)
@@ -120,17 +112,9 @@ def intercept_prevalence_correlation(model, y, groups) -> float:
     check_is_fitted(model, "random_effects_")
     if "intercept" not in model.random_effects_:
         raise ValueError("the model has no random intercept")
-    from perslib.armed_models import (
-        check_groups,  # here: armed_models re-exports this module
-    )
-
     y = np.asarray(y)
     g = check_groups(groups, len(y))
-    positive = (
-        (y == model.classes_[1]).astype(float)
-        if hasattr(model, "classes_")
-        else y.astype(float)
-    )
+    positive = (y == model.classes_[1]).astype(float) if hasattr(model, "classes_") else y.astype(float)
     prevalence = pd.Series(positive).groupby(pd.Series(g, dtype=object)).mean()
     common = [k for k in model.random_effects_.index if k in prevalence.index]
     a = model.random_effects_.loc[common, "intercept"].to_numpy(float)

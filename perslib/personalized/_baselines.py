@@ -21,15 +21,26 @@ Covariates must be numeric here (categorical columns: one-hot encode them first)
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from perslib.utils import check_array, check_consistent_length, check_n_columns, check_random_state
+from perslib._core.estimator import BinaryClassifierMixin, PerslibEstimator
+from perslib._core.validation import (
+    Instance,
+    Interval,
+    Options,
+    check_array,
+    check_consistent_length,
+    check_n_columns,
+    check_random_state,
+)
 
 __all__ = [
     "PopulationRegressor",
@@ -41,69 +52,54 @@ __all__ = [
 ]
 
 
-class _Base(BaseEstimator):
+_ALPHA = [Interval(Real, 0, None)]
+
+
+class _Base(PerslibEstimator):
     """Input checks and the shared predict code (not public)."""
 
-    _needs_covariates = True
+    _requires_covariates = True
 
     def _check_fit(self, X, y, covariates, classifier=False):
-        X = check_array(X, "X", ndim=2)
-        self.n_features_in_ = X.shape[1]
-        if classifier:
-            y = np.asarray(y)
-            if y.ndim != 1:
-                raise ValueError(f"y must be 1-dimensional, got shape {y.shape}")
-            if y.dtype.kind in "fc" and not np.isfinite(y).all():
-                raise ValueError("y contains NaN or inf; expected class labels")
-        else:
-            y = check_array(y, "y", ndim=1)
+        X, y = self._validate_fit(X, y, labels="binary" if classifier else None)
         U = None
-        if covariates is not None or self._needs_covariates:
-            U = check_array(covariates, "covariates", ndim=(1, 2))
-            U = U.reshape(len(U), -1)
-            self.n_covariates_ = U.shape[1]
+        if self._requires_covariates:
+            U = self._check_covariates(covariates, reset=True)
+        elif covariates is not None:  # accepted and ignored, but a table of the wrong length is a mistake
+            check_consistent_length(X=X, covariates=check_array(covariates, "covariates", ndim=(1, 2), allow_nan=True))
         check_consistent_length(X=X, y=y, covariates=U)
-        if classifier:
-            self.classes_, y = np.unique(y, return_inverse=True)
-            if len(self.classes_) != 2:
-                raise ValueError(f"y must contain exactly 2 classes, got {self.classes_.tolist()}")
         return X, y, U
 
-    def _check_covariates(self, covariates, n=None) -> np.ndarray:
+    def _check_covariates(self, covariates, n=None, *, reset=False) -> np.ndarray:
+        self._check_column_names(covariates, reset=reset)
         U = check_array(covariates, "covariates", ndim=(1, 2))
         U = U.reshape(len(U), -1)
-        check_n_columns(U, self.n_covariates_, "covariates", "columns")
+        if reset:
+            self.n_covariates_ = U.shape[1]
+        else:
+            check_n_columns(U, self.n_covariates_, "covariates", "columns")
         if n is not None and len(U) != n:
             raise ValueError(f"inconsistent numbers of samples: X has {n}, covariates has {len(U)}")
         return U
 
     def _decision(self, X, covariates):
-        check_is_fitted(self, "coef_")
-        X = check_array(X, "X", ndim=2)
-        check_n_columns(X, self.n_features_in_)
-        if covariates is not None:
-            self._check_covariates(covariates, len(X))
-        coef, intercept = self.predict_params(covariates if covariates is not None else np.zeros((len(X), 0)))
+        X = self._check_X(X, reset=False)
+        if not self._requires_covariates:
+            return X @ self.population_coef_ + self.population_intercept_
+        if covariates is None:
+            raise ValueError("covariates is required: pass covariates=U of shape (n_samples, n_covariates)")
+        coef, intercept = self.predict_params(self._check_covariates(covariates, len(X)))
         return np.einsum("ij,ij->i", X, coef) + intercept
 
-    def predict(self, X, covariates=None):
+    def predict(self, X, *, covariates=None):
         """Predictions (m,) for ``X`` (m, p) with ``covariates`` (m, K)."""
         return self._decision(X, covariates)
 
 
-class _ProbaMixin:
-    def decision_function(self, X, covariates=None):
+class _ProbaMixin(BinaryClassifierMixin):
+    def decision_function(self, X, *, covariates=None):
         """Logits (m,) of ``classes_[1]``."""
         return self._decision(X, covariates)
-
-    def predict_proba(self, X, covariates=None):
-        """Class probabilities (m, 2) in ``classes_`` order."""
-        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X, covariates)))
-        return np.column_stack([1 - p1, p1])
-
-    def predict(self, X, covariates=None):
-        """Most probable class (m,)."""
-        return self.classes_[(self.decision_function(X, covariates) > 0).astype(int)]
 
 
 # ------------------------------------------------------------------------- population
@@ -122,19 +118,24 @@ class PopulationRegressor(RegressorMixin, _Base):
     population_coef_ : ndarray (p,); population_intercept_ : float
     """
 
-    _needs_covariates = False
+    _requires_covariates = False
+    _parameter_constraints = {"alpha": _ALPHA}
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
-    def fit(self, X, y, covariates=None):
-        """Fit on ``X`` (n, p), ``y`` (n,); ``covariates`` is checked and ignored."""
+    def fit(self, X, y, *, covariates=None):
+        """Fit on ``X`` (n, p), ``y`` (n,); ``covariates`` is accepted and ignored."""
         X, y, _ = self._check_fit(X, y, covariates)
         model = Ridge(alpha=self.alpha).fit(X, y)
         self.population_coef_, self.population_intercept_ = model.coef_.astype(np.float64), float(model.intercept_)
         self.coef_ = np.tile(self.population_coef_, (len(X), 1))
         self.intercept_ = np.full(len(X), self.population_intercept_)
         return self
+
+    def predict(self, X, *, covariates=None):
+        """Predictions (m,) of the population model; ``covariates`` is accepted and ignored."""
+        return self._decision(X, None)
 
     def predict_params(self, covariates):
         """The population model for each of the ``len(covariates)`` samples: (m, p), (m,)."""
@@ -143,14 +144,17 @@ class PopulationRegressor(RegressorMixin, _Base):
         return np.tile(self.population_coef_, (m, 1)), np.full(m, self.population_intercept_)
 
 
-class PopulationClassifier(_ProbaMixin, ClassifierMixin, PopulationRegressor):
+class PopulationClassifier(_ProbaMixin, ClassifierMixin, PopulationRegressor):  # noqa: D101
     """One L2 logistic regression (``C = 1/alpha``) for all samples; attributes as :class:`PopulationRegressor`."""
 
-    def fit(self, X, y, covariates=None):
-        """Fit on ``X`` (n, p), binary ``y`` (n,); ``covariates`` is checked and ignored."""
+    def fit(self, X, y, *, covariates=None):
+        """Fit on ``X`` (n, p), binary ``y`` (n,); ``covariates`` is accepted and ignored."""
         X, y, _ = self._check_fit(X, y, covariates, classifier=True)
         model = LogisticRegression(C=1.0 / max(self.alpha, 1e-12), max_iter=1000).fit(X, y)
-        self.population_coef_, self.population_intercept_ = model.coef_[0].astype(np.float64), float(model.intercept_[0])
+        self.population_coef_, self.population_intercept_ = (
+            model.coef_[0].astype(np.float64),
+            float(model.intercept_[0]),
+        )
         self.coef_ = np.tile(self.population_coef_, (len(X), 1))
         self.intercept_ = np.full(len(X), self.population_intercept_)
         return self
@@ -184,9 +188,23 @@ class MixtureRegressor(RegressorMixin, _Base):
     coef_ : ndarray (n, p); intercept_ : ndarray (n,)
     log_likelihood_ : float
         Mean per-sample log-likelihood of the retained run.
+    n_iter_ : int
+        EM iterations of the retained run.
     """
 
-    def __init__(self, n_components=3, n_init=5, max_iter=200, tol=1e-6, alpha=1e-6, n_neighbors=10, random_state=None):
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None)],
+        "n_init": [Interval(Integral, 1, None)],
+        "max_iter": [Interval(Integral, 1, None)],
+        "tol": [Interval(Real, 0, None)],
+        "alpha": _ALPHA,
+        "n_neighbors": [Interval(Integral, 1, None)],
+        "random_state": [Options(None), Interval(Integral, 0, None), Instance(np.random.Generator)],
+    }
+
+    def __init__(
+        self, n_components=3, *, n_init=5, max_iter=200, tol=1e-6, alpha=1e-6, n_neighbors=10, random_state=None
+    ):
         self.n_components = n_components
         self.n_init = n_init
         self.max_iter = max_iter
@@ -199,7 +217,8 @@ class MixtureRegressor(RegressorMixin, _Base):
         n, K = len(y), self.n_components
         resp = rng.dirichlet(np.ones(K), size=n)
         prev = -np.inf
-        for _ in range(self.max_iter):
+        it = 0
+        for it in range(1, self.max_iter + 1):  # noqa: B007 - the count is returned
             # M step: weighted least squares per component
             W = np.empty((K, Xa.shape[1]))
             s2 = np.empty(K)
@@ -217,15 +236,15 @@ class MixtureRegressor(RegressorMixin, _Base):
             if ll - prev < self.tol:
                 break
             prev = ll
-        return ll, W, s2, pi, resp
+        return ll, W, s2, pi, resp, it
 
-    def fit(self, X, y, covariates=None):
+    def fit(self, X, y, *, covariates=None):
         """Fit on ``X`` (n, p), ``y`` (n,) and ``covariates`` (n, K) (used only to assign new samples)."""
         X, y, U = self._check_fit(X, y, covariates)
         rng = check_random_state(self.random_state)
         Xa = np.hstack([X, np.ones((len(X), 1))])
         best = max((self._em(Xa, y, rng) for _ in range(self.n_init)), key=lambda r: r[0])
-        self.log_likelihood_, W, self.sigma2_, self.weights_, self.responsibilities_ = best
+        self.log_likelihood_, W, self.sigma2_, self.weights_, self.responsibilities_, self.n_iter_ = best
         self.components_coef_, self.components_intercept_ = W[:, :-1], W[:, -1]
         self.labels_ = self.responsibilities_.argmax(1)
         self.coef_, self.intercept_ = self.components_coef_[self.labels_], self.components_intercept_[self.labels_]
@@ -260,6 +279,8 @@ class VaryingCoefficientRegressor(RegressorMixin, _Base):
     coef_ : ndarray (n, p); intercept_ : ndarray (n,)
     """
 
+    _parameter_constraints = {"alpha": _ALPHA}
+
     def __init__(self, alpha: float = 1e-3):
         self.alpha = alpha
 
@@ -272,7 +293,7 @@ class VaryingCoefficientRegressor(RegressorMixin, _Base):
         model = Ridge(alpha=self.alpha, fit_intercept=False).fit(Z, y)
         return model.coef_
 
-    def fit(self, X, y, covariates=None):
+    def fit(self, X, y, *, covariates=None):
         """Fit on ``X`` (n, p), ``y`` (n,) and ``covariates`` (n, K)."""
         X, y, U = self._check_fit(X, y, covariates, classifier=isinstance(self, ClassifierMixin))
         self.scaler_ = StandardScaler().fit(U)
@@ -318,7 +339,9 @@ class KNNLocalRegressor(RegressorMixin, _Base):
     coef_ : ndarray (n, p); intercept_ : ndarray (n,)
     """
 
-    def __init__(self, n_neighbors: int = 50, alpha: float = 1.0):
+    _parameter_constraints = {"n_neighbors": [Interval(Integral, 1, None)], "alpha": _ALPHA}
+
+    def __init__(self, n_neighbors: int = 50, *, alpha: float = 1.0):
         self.n_neighbors = n_neighbors
         self.alpha = alpha
 
@@ -330,7 +353,7 @@ class KNNLocalRegressor(RegressorMixin, _Base):
         coef = np.linalg.solve(A, np.einsum("mkp,mk->mp", Xc, yc)[..., None])[..., 0]
         return coef, ym[:, 0] - np.einsum("mp,mp->m", xm[:, 0], coef)
 
-    def fit(self, X, y, covariates=None):
+    def fit(self, X, y, *, covariates=None):
         """Fit on ``X`` (n, p), ``y`` (n,) and ``covariates`` (n, K)."""
         X, y, U = self._check_fit(X, y, covariates)
         self.X_, self.y_ = X, y

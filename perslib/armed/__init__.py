@@ -1,0 +1,61 @@
+"""ARMED: adversarially-regularized mixed-effects deep learning for clustered data.
+
+Nguyen, Treacher & Montillo, IEEE TPAMI 2023. A fixed-effects network is kept blind to
+the cluster by an adversary; Bayesian random effects per cluster capture what is
+cluster-specific; a z-predictor guesses the cluster of samples from clusters never seen
+in training. Design notes: ``docs/design/armed.md``.
+
+Estimators
+    ARMEDClassifier, ARMEDRegressor
+Baselines (same ``fit(X, y, groups=g)`` API)
+    ClusterInputMLPClassifier/Regressor, DomainAdversarialMLPClassifier/Regressor,
+    MixedEffectsMLPClassifier/Regressor, MixedLMRegressor, BayesMixedGLMClassifier
+Interpretation
+    feature_importance, random_slope_spread, intercept_prevalence_correlation
+Building blocks
+    ARMEDNet, RandomEffects, GradientReversal, grad_reverse, adversary_loss,
+    generator_loss, gaussian_nll, linear_mixed_refit, pool_memberships
+"""
+
+from perslib.armed._baselines import (
+    BayesMixedGLMClassifier,
+    ClusterInputMLPClassifier,
+    ClusterInputMLPRegressor,
+    DomainAdversarialMLPClassifier,
+    DomainAdversarialMLPRegressor,
+    MixedEffectsMLPClassifier,
+    MixedEffectsMLPRegressor,
+    MixedLMRegressor,
+)
+from perslib.armed._estimators import ARMEDClassifier, ARMEDRegressor
+from perslib.armed._interpret import feature_importance, intercept_prevalence_correlation, random_slope_spread
+from perslib.armed._layers import GradientReversal, RandomEffects, grad_reverse
+from perslib.armed._losses import adversary_loss, gaussian_nll, generator_loss
+from perslib.armed._network import ARMEDNet
+from perslib.armed._refit import linear_mixed_refit
+from perslib.armed._unseen import pool_memberships
+
+__all__ = [
+    "ARMEDClassifier",
+    "ARMEDNet",
+    "ARMEDRegressor",
+    "BayesMixedGLMClassifier",
+    "ClusterInputMLPClassifier",
+    "ClusterInputMLPRegressor",
+    "DomainAdversarialMLPClassifier",
+    "DomainAdversarialMLPRegressor",
+    "GradientReversal",
+    "MixedEffectsMLPClassifier",
+    "MixedEffectsMLPRegressor",
+    "MixedLMRegressor",
+    "RandomEffects",
+    "adversary_loss",
+    "feature_importance",
+    "gaussian_nll",
+    "generator_loss",
+    "grad_reverse",
+    "intercept_prevalence_correlation",
+    "linear_mixed_refit",
+    "pool_memberships",
+    "random_slope_spread",
+]

@@ -1,0 +1,501 @@
+"""Personalized regression estimators: one regression model per sample.
+
+Lengerich, Aragam & Xing, ISMB 2018 (full rank) and NeurIPS 2019 (low rank). Every
+training sample gets its own parameters θ_i; covariates ``u_i`` (never predictors) say
+which samples should have similar parameters, through distance matching. The objective
+and the optimizers live in :class:`perslib.personalized._module.PersonalizedModule`; the
+partner table and the snapshots are callbacks of the shared training loop. Why each
+piece is as it is, with the measurements: ``docs/design/personalized.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from numbers import Integral, Real
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import NearestNeighbors
+
+from perslib._core.estimator import BinaryClassifierMixin, PerslibEstimator, standardize_target
+from perslib._core.runtime import resolve_device, seeded_torch
+from perslib._core.training import split_validation, train_loop
+from perslib._core.validation import (
+    Instance,
+    Interval,
+    Options,
+    check_consistent_length,
+)
+from perslib.mlp import _NETWORK_CONSTRAINTS
+from perslib.personalized._distances import CovariateSpace
+from perslib.personalized._module import Objective, PersonalizedModule
+from perslib.personalized._partners import NEIGHBOR_MODES, PartnerTable, Snapshots, knn_table
+
+__all__ = ["PersonalizedClassifier", "PersonalizedRegressor"]
+
+_NONNEGATIVE = [Interval(Real, 0, None)]
+_POSITIVE_INT = [Interval(Integral, 1, None)]
+
+
+class _PersonalizedBase(PerslibEstimator):
+    """Shared fit/predict code of the two personalized estimators (not public)."""
+
+    _task = "linear"
+    _requires_covariates = True
+    _parameter_constraints = {
+        "rank": [Options(None), Interval(Integral, 1, None)],
+        "neighbors": [Options(*NEIGHBOR_MODES)],
+        "n_neighbors": _POSITIVE_INT,
+        "refresh_every": _POSITIVE_INT,
+        "matching_weight": [Options(None), Interval(Real, 0, None)],
+        "pull": _NONNEGATIVE,
+        "metric_penalty": _NONNEGATIVE,
+        "metric_learning": _NONNEGATIVE,
+        "latent_decay": _NONNEGATIVE,
+        "population_alpha": _NONNEGATIVE,
+        "n_neighbors_predict": _POSITIVE_INT,
+        "encoder": [Options(None, "mlp")],
+        "encoder_hidden": _NETWORK_CONSTRAINTS["hidden"],
+        "encoder_weight": _NONNEGATIVE,
+        "epochs": _POSITIVE_INT,
+        "batch_size": _POSITIVE_INT,
+        "lr": _NETWORK_CONSTRAINTS["lr"],
+        "val_fraction": _NETWORK_CONSTRAINTS["val_fraction"],
+        "patience": _NETWORK_CONSTRAINTS["patience"],
+        "standardize": [Options(True, False)],
+        "categorical_covariates": [Options(None), Instance(tuple, list)],
+        "device": _NETWORK_CONSTRAINTS["device"],
+        "random_state": _NETWORK_CONSTRAINTS["random_state"],
+        "progress": _NETWORK_CONSTRAINTS["progress"],
+        "snapshot_epochs": [
+            Options(None),
+            Instance(tuple, list, range, of=Interval(Integral, 0, None), description="a sequence of ints >= 0"),
+        ],
+    }
+
+    def __init__(
+        self,
+        rank: int | None = None,
+        *,
+        neighbors: str = "covariate",
+        n_neighbors: int = 10,
+        refresh_every: int = 1,
+        matching_weight: float | None = None,
+        pull: float = 1e-2,
+        metric_penalty: float = 1.0,
+        metric_learning: float = 1.0,
+        latent_decay: float = 1e-3,
+        population_alpha: float = 1.0,
+        n_neighbors_predict: int = 10,
+        encoder: str | None = None,
+        encoder_hidden: Sequence[int] = (32, 32),
+        encoder_weight: float = 1.0,
+        epochs: int = 300,
+        batch_size: int = 512,
+        lr: float = 0.04,
+        val_fraction: float = 0.1,
+        patience: int = 20,
+        standardize: bool = True,
+        categorical_covariates: Sequence | None = None,
+        device: str = "auto",
+        random_state: int | None = None,
+        progress: bool | None = None,
+        snapshot_epochs: Sequence[int] | None = None,
+    ) -> None:
+        self.rank = rank
+        self.neighbors = neighbors
+        self.n_neighbors = n_neighbors
+        self.refresh_every = refresh_every
+        self.matching_weight = matching_weight
+        self.pull = pull
+        self.metric_penalty = metric_penalty
+        self.metric_learning = metric_learning
+        self.latent_decay = latent_decay
+        self.population_alpha = population_alpha
+        self.n_neighbors_predict = n_neighbors_predict
+        self.encoder = encoder
+        self.encoder_hidden = encoder_hidden
+        self.encoder_weight = encoder_weight
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.standardize = standardize
+        self.categorical_covariates = categorical_covariates
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+        self.snapshot_epochs = snapshot_epochs
+
+    # ------------------------------------------------------------------ inputs
+    def _check_covariates(self, covariates, n: int, *, reset: bool) -> np.ndarray:
+        if covariates is None:
+            raise ValueError("covariates is required: pass covariates=U of shape (n_samples, n_covariates)")
+        if len(covariates) != n:
+            raise ValueError(f"inconsistent numbers of samples: X has {n}, covariates has {len(covariates)}")
+        self._check_column_names(covariates, reset=reset)
+        if reset:
+            self.covariate_space_ = CovariateSpace(self.categorical_covariates).fit(covariates)
+        return self.covariate_space_.transform(covariates)
+
+    def _objective(self) -> Objective:
+        gamma = self.matching_weight if self.matching_weight is not None else (100.0 if self.rank is None else 10.0)
+        return Objective(
+            task=self._task,
+            matching_weight=gamma,
+            pull=self.pull,
+            metric_penalty=self.metric_penalty,
+            metric_learning=self.metric_learning,
+            latent_decay=self.latent_decay,
+            encoder_weight=self.encoder_weight,
+        )
+
+    def _population(self, Xs, target) -> np.ndarray:
+        raise NotImplementedError
+
+    def _predicted_latent(self, module, cov_query: np.ndarray, feats_query: torch.Tensor) -> torch.Tensor:
+        """Latent (z, or θ for full rank) of query samples: the encoder, or the kNN rule."""
+        if module.encoder is not None:
+            return module.encoder(feats_query)
+        shares = module.shares().detach().cpu().numpy().astype(np.float64)
+        space = self.covariate_space_
+        ind = knn_table(
+            space.search_matrix(self._cov_train, shares),
+            self.n_neighbors_predict,
+            query=space.search_matrix(cov_query, shares),
+        )
+        return module.latent_of(torch.as_tensor(ind, device=self.device_)).mean(1)
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, covariates, target: np.ndarray):
+        t0 = time.perf_counter()
+        rng, torch_seed = self._random_streams()
+        self.device_ = resolve_device(self.device)
+        d = self._prepare(X, target, covariates, rng)
+        with seeded_torch(torch_seed, self.device_):
+            module = PersonalizedModule(
+                len(d.train_idx),
+                d.X.shape[1],
+                d.cov.shape[1],
+                self.rank,
+                d.theta_pop,
+                rng,
+                encoder_in=d.feats.shape[1] if self.encoder == "mlp" else None,
+                encoder_hidden=self.encoder_hidden,
+                objective=self._objective(),
+            ).to(self.device_)
+            partners = PartnerTable(
+                self.neighbors,
+                self.n_neighbors,
+                self.refresh_every,
+                module,
+                self.covariate_space_,
+                self._cov_train,
+                rng,
+            )
+            snapshots = Snapshots(module, self.snapshot_epochs)
+            self.history_ = self._train(module, d, partners, snapshots, torch_seed)
+        self.n_epochs_ = int(len(self.history_))
+        self._store_fit(
+            module, len(X), d.train_idx, d.val_idx, d.cov, d.feats, d.theta_pop, partners.table, snapshots.values
+        )
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def _prepare(self, X, target, covariates, rng) -> SimpleNamespace:
+        """Standardize, fit the population model, split off the held-out samples, make tensors."""
+        n = X.shape[0]
+        cov = self._check_covariates(covariates, n, reset=True)
+        self.n_covariates_ = cov.shape[1]
+        # standardization (undone on the way out, so coef_ are in the user's units)
+        self.x_mean_ = X.mean(0) if self.standardize else np.zeros(X.shape[1])
+        sd = X.std(0) if self.standardize else np.ones(X.shape[1])
+        self.x_scale_ = np.where(sd > 0, sd, 1.0)
+        Xs = (X - self.x_mean_) / self.x_scale_
+        theta_pop = self._population(Xs, target)  # (p+1,), intercept last, standardized units
+        stratify = target if self._task == "logistic" else None
+        train_idx, val_idx = split_validation(n, self.val_fraction, rng, stratify=stratify)
+        if len(train_idx) < 2:
+            raise ValueError(
+                f"need at least 2 training samples after the validation split, got {len(train_idx)} sample(s)"
+            )
+        self._cov_train = cov[train_idx]
+
+        def tensor(a, dtype=torch.float32):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=self.device_)
+
+        feats = tensor(self.covariate_space_.feature_matrix(cov))
+        return SimpleNamespace(
+            X=tensor(np.hstack([Xs, np.ones((n, 1))])),
+            y=tensor(target),
+            U=tensor(cov),
+            feats=feats,
+            cov=cov,
+            theta_pop=theta_pop,
+            train_idx=train_idx,
+            val_idx=val_idx,
+            categorical=torch.as_tensor(self.covariate_space_.is_categorical_, device=self.device_),
+        )
+
+    def _train(self, module, d, partners, snapshots, torch_seed) -> pd.DataFrame:
+        """Minibatches of trained samples on the module's objective; early stopping on the held-out ones."""
+        tr, val = d.train_idx, d.val_idx
+        X_tr, y_tr, U_tr, F_tr = d.X[tr], d.y[tr], d.U[tr], d.feats[tr]
+        optimizer = module.configure_optimizers(self.lr)
+
+        def step(batch):
+            (idx,) = batch
+            optimizer.zero_grad(set_to_none=True)
+            loss, terms = module.loss(idx, partners.table[idx], X_tr, y_tr, U_tr, F_tr, d.categorical)
+            loss.backward()
+            optimizer.step()
+            return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+        evaluate = None
+        if len(val):
+
+            def evaluate():
+                theta_val = module.from_latent(self._predicted_latent(module, d.cov[val], d.feats[val]))
+                return module.prediction_loss((d.X[val] * theta_val).sum(1), d.y[val]).item()
+
+        return train_loop(
+            step,
+            (torch.arange(len(tr), device=self.device_),),
+            self._train_config(),
+            module=module,
+            evaluate=evaluate,
+            generator=torch.Generator().manual_seed(torch_seed),
+            callbacks=[snapshots, partners],
+        )
+
+    def _store_fit(self, module, n, train_idx, val_idx, cov, Ft, theta_pop, partners, snapshots) -> None:
+        """The fitted state, NumPy and CPU only (the module itself is not kept)."""
+        module.eval()
+        with torch.no_grad():
+            idx_all = torch.arange(len(train_idx), device=self.device_)
+            theta_all = np.empty((n, module.theta_pop.shape[0]))
+            theta_all[train_idx] = module.params_of(idx_all).cpu().numpy()
+            latent_tr = module.latent_of(idx_all).cpu().numpy().astype(np.float64)
+            if len(val_idx):
+                latent_val = self._predicted_latent(module, cov[val_idx], Ft[val_idx])
+                theta_all[val_idx] = module.from_latent(latent_val).cpu().numpy()
+            phi = module.phi().cpu().numpy().astype(np.float64)
+            shares = module.shares().cpu().numpy().astype(np.float64)
+        self.partners_ = train_idx[partners.cpu().numpy()]  # last partner table (n_fit, k), original row numbers
+        self.heldout_ = np.zeros(n, dtype=bool)
+        self.heldout_[val_idx] = True
+        self.train_index_ = train_idx
+        self._theta_train_std = theta_all[train_idx]
+        self.coef_, self.intercept_ = self._unstandardize(theta_all)
+        self.snapshots_ = {e: self._unstandardize(snapshots[e]) for e in sorted(snapshots)}
+        pop_coef, pop_int = self._unstandardize(theta_pop[None, :])
+        self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_int[0])
+        names = self.covariate_space_.columns_
+        self.covariate_weights_ = pd.Series(phi, index=names, name="weight") if self.covariate_space_.frame_ else phi
+        if self.rank is not None:
+            Q = module.Q.detach().cpu().numpy().astype(np.float64)
+            self.dictionary_ = Q[:, :-1] * (self._y_scale / self.x_scale_)
+            emb = np.empty((n, Q.shape[0]))
+            emb[train_idx] = latent_tr
+            if len(val_idx):
+                emb[val_idx] = latent_val.cpu().numpy()
+            self.embeddings_ = emb
+            self._Q = Q
+        else:
+            with torch.no_grad():
+                self.parameter_weights_ = module.theta_metric()[:-1].cpu().numpy().astype(np.float64)
+                self.parameter_scale_ = float(torch.nn.functional.softplus(module.scale_raw))
+            self._Q = None
+        self.covariate_shares_ = shares
+        self._search_train = self.covariate_space_.search_matrix(self._cov_train, shares)
+        self.neighbors_index_ = NearestNeighbors(algorithm="kd_tree", metric="manhattan").fit(self._search_train)
+        self.encoder_ = module.encoder.cpu().eval() if module.encoder is not None else None
+        self._theta_pop_std = theta_pop
+        del self._cov_train
+
+    def _unstandardize(self, theta_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coef (m, p), intercept (m,)) in the user's units from standardized θ (m, p+1)."""
+        beta = theta_std[:, :-1] / self.x_scale_
+        coef = beta * self._y_scale
+        intercept = self._y_scale * (theta_std[:, -1] - beta @ self.x_mean_) + self._y_mean
+        return coef, intercept
+
+    # ------------------------------------------------------------------ predict
+    def predict_params(self, covariates) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters of new samples from their covariates.
+
+        Parameters
+        ----------
+        covariates : array-like or DataFrame of shape (m, K)
+
+        Returns
+        -------
+        coef : ndarray of shape (m, p)
+        intercept : ndarray of shape (m,)
+            By the encoder when ``encoder="mlp"``, else the mean θ of the
+            ``n_neighbors_predict`` nearest training samples under the learned metric.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "coef_")
+        self._check_column_names(covariates, reset=False)
+        cov = self.covariate_space_.transform(covariates)
+        if self.encoder_ is not None:
+            feats = torch.as_tensor(self.covariate_space_.feature_matrix(cov), dtype=torch.float32)
+            with torch.no_grad():
+                latent = self.encoder_(feats).numpy().astype(np.float64)
+            theta = latent if self.rank is None else self._theta_pop_std + latent @ self._Q
+        else:
+            k = min(self.n_neighbors_predict, self._search_train.shape[0])
+            query = self.covariate_space_.search_matrix(cov, self.covariate_shares_)
+            ind = self.neighbors_index_.kneighbors(query, n_neighbors=k, return_distance=False)
+            theta = self._theta_train_std[ind].mean(1)
+        return self._unstandardize(theta)
+
+    def _decision(self, X, covariates) -> np.ndarray:
+        X = self._check_X(X, reset=False)
+        if covariates is None:
+            raise ValueError("covariates is required: pass covariates=U of shape (n_samples, n_covariates)")
+        check_consistent_length(X=X, covariates=covariates)
+        coef, intercept = self.predict_params(covariates)
+        return np.einsum("ij,ij->i", X, coef) + intercept
+
+
+_DOC_PARAMS = """
+    Parameters
+    ----------
+    rank : int or None, default=None
+        ``None``: full rank (ISMB 2018), one free θ_i per sample. ``q``: low rank (NeurIPS
+        2019), θ_i = θ_pop + Qᵀz_i with ``z_i ∈ R^q``.
+    neighbors : {"covariate", "latent", "random"}, default="covariate"
+        How the ``n_neighbors`` partner pairs of each sample are chosen.
+    n_neighbors : int, default=10
+        Partners per sample (k); memory is O(n·k).
+    refresh_every : int, default=1
+        Epochs between partner refreshes.
+    matching_weight : float or None, default=None
+        γ, weight of the distance-matching term; ``None`` means 10 for low rank and 100
+        for full rank (free θ_i need the stronger coupling).
+    pull : float, default=1e-2
+        λ, weight of ``‖θ_i − θ_pop‖²`` (standardized units).
+    metric_penalty : float, default=1.0
+        υ, L1 penalty ``υ·Σφ = υ·s`` on the scale of the covariate metric.
+    metric_learning : float, default=1.0
+        μ, weight of the kNN-transfer loss that teaches the shares π; with 0 they stay
+        uniform.
+    latent_decay : float, default=1e-3
+        ω, weight decay on Z and Q (low rank only).
+    population_alpha : float, default=1.0
+        Ridge α of the population model (logistic: ``C = 1/α``).
+    n_neighbors_predict : int, default=10
+        Training samples averaged to predict a new sample (kNN rule).
+    encoder : {None, "mlp"}, default=None
+        ``"mlp"`` trains an amortized encoder covariates → z (or θ) that then predicts.
+    encoder_hidden : sequence of int, default=(32, 32)
+    encoder_weight : float, default=1.0
+        Weight of the encoder's pull towards the learned z_i (θ_i).
+    epochs : int, default=300
+        Most passes over the samples (early stopping usually ends sooner).
+    batch_size : int, default=512
+        Samples per minibatch, each with its k partner pairs.
+    lr : float, default=0.04
+        Adam learning rate (the encoder's is ``min(lr, 0.02)``).
+    val_fraction : float, default=0.1
+        Samples held out of training; their predicted θ's loss is the early-stopping
+        criterion (``heldout_``).
+    patience : int, default=20
+        Epochs without validation improvement before stopping.
+    standardize : bool, default=True
+        Standardize X (and y for regression) internally; ``coef_`` are in original units.
+    categorical_covariates : sequence, optional
+        Covariate columns (names or positions) to treat as categorical in addition to
+        object/category/string/bool DataFrame columns.
+    device : str, default="auto"
+    random_state : int, optional
+        Seeds the split, the initialisation, the partners and the minibatch order.
+    progress : bool, optional
+        Progress bar; ``None`` follows ``PERSLIB_PROGRESS``.
+    snapshot_epochs : sequence of int, optional
+        Record the trained samples' parameters after these many epochs (``snapshots_``).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_train, p)
+        Per-sample coefficients, in the user's units, training-sample order.
+    intercept_ : ndarray of shape (n_train,)
+    population_coef_ : ndarray of shape (p,)
+    population_intercept_ : float
+    covariate_weights_ : pandas.Series (DataFrame covariates) or ndarray of shape (K,)
+        The learned covariate metric φ = s·π (per unit of mean pairwise covariate distance).
+    covariate_shares_ : ndarray of shape (K,)
+        π = φ / Σφ (sums to 1), which partner search and the kNN rule use.
+    dictionary_ : ndarray of shape (q, p)
+        Low rank only: coefficient directions of the latent coordinates (user's units;
+        ``coef_ = population_coef_ + embeddings_ @ dictionary_``).
+    embeddings_ : ndarray of shape (n_train, q)
+        Low rank only: latent z_i.
+    parameter_weights_, parameter_scale_ : ndarray (p,), float
+        Full rank only: the parameter-side metric φθ and scale s_θ.
+    partners_ : ndarray of int, shape (n_train − n_heldout, k)
+        The last partner table (row numbers of the training data).
+    train_index_ : ndarray of int
+        Rows that were trained (not held out).
+    heldout_ : ndarray of bool, shape (n_train,)
+        Samples held out for early stopping; their rows of ``coef_`` are predicted.
+    history_ : pandas.DataFrame
+        Per epoch: ``train_loss``, ``pred_loss``, ``match_loss``, ``transfer_loss``, ``val_loss``.
+    snapshots_ : dict of int -> (ndarray (n_fit, p), ndarray (n_fit,))
+        With ``snapshot_epochs``: ``(coef, intercept)`` of the trained samples after that
+        many epochs; 0 is the initialisation (every model at the population estimate).
+    n_epochs_ : int
+    fit_time_ : float
+        Seconds.
+    feature_names_in_, covariate_names_in_ : ndarray of str
+        Column names of DataFrame ``X`` / ``covariates`` (absent for arrays).
+"""
+
+
+class PersonalizedRegressor(RegressorMixin, _PersonalizedBase):
+    __doc__ = "Personalized linear regression: one (coef, intercept) per sample.\n" + _DOC_PARAMS
+
+    _task = "linear"
+
+    def _population(self, Xs, target):
+        model = Ridge(alpha=self.population_alpha).fit(Xs, target)
+        return np.append(model.coef_, model.intercept_)
+
+    def fit(self, X, y, *, covariates=None):
+        """Fit on ``X`` (n, p), ``y`` (n,) and ``covariates`` (n, K); returns self."""
+        X, y = self._validate_fit(X, y, covariates=covariates)
+        target, self._y_mean, self._y_scale = standardize_target(y, self.standardize)
+        return self._fit(X, covariates, target)
+
+    def predict(self, X, *, covariates=None) -> np.ndarray:
+        """Predictions (m,) for new samples ``X`` (m, p) with ``covariates`` (m, K)."""
+        return self._decision(X, covariates)
+
+
+class PersonalizedClassifier(BinaryClassifierMixin, ClassifierMixin, _PersonalizedBase):
+    __doc__ = "Personalized logistic regression (binary): one (coef, intercept) per sample.\n" + _DOC_PARAMS
+
+    _task = "logistic"
+
+    def _population(self, Xs, target):
+        model = LogisticRegression(C=1.0 / max(self.population_alpha, 1e-12), max_iter=1000).fit(Xs, target)
+        return np.append(model.coef_[0], model.intercept_[0])
+
+    def fit(self, X, y, *, covariates=None):
+        """Fit on ``X`` (n, p), binary labels ``y`` (n,) and ``covariates`` (n, K); returns self."""
+        X, encoded = self._validate_fit(X, y, labels="binary", covariates=covariates)
+        self._y_mean, self._y_scale = 0.0, 1.0
+        return self._fit(X, covariates, encoded.astype(np.float64))
+
+    def decision_function(self, X, *, covariates=None) -> np.ndarray:
+        """Logits (m,) of the positive class ``classes_[1]``."""
+        return self._decision(X, covariates)

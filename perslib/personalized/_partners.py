@@ -1,0 +1,121 @@
+"""Partner pairs for distance matching: who is compared with whom, refreshed as training goes.
+
+Every training sample carries ``k`` partners; the matching term compares their parameter
+distances with their covariate distances. Partners are chosen (``neighbors=``):
+
+* ``"covariate"``: the ``k`` nearest samples under the current learned covariate metric
+  (KD-tree, O(n log n));
+* ``"latent"``: the ``k`` nearest in ``z`` (low rank) or in the weighted parameter space
+  (full rank);
+* ``"random"``: ``k`` uniformly random partners.
+
+Memory is O(n·k): no ``n × n`` matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+__all__ = ["NEIGHBOR_MODES", "PartnerTable", "Snapshots", "knn_table", "random_partners"]
+
+NEIGHBOR_MODES = ("covariate", "latent", "random")
+
+
+# ---------------------------------------------------------------- neighbour search
+def knn_table(points: np.ndarray, k: int, metric: str = "manhattan", query: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` nearest rows of ``points`` (KD-tree, O(n log n)), shape (m, k).
+
+    Without ``query`` each row's own index is excluded (its k nearest *other* rows).
+    """
+    n = points.shape[0]
+    k_eff = min(k, n - 1 if query is None else n)
+    nn = NearestNeighbors(n_neighbors=max(k_eff, 1), algorithm="kd_tree", metric=metric).fit(points)
+    ind = (
+        nn.kneighbors(query, n_neighbors=k_eff, return_distance=False)
+        if query is not None
+        else nn.kneighbors(n_neighbors=k_eff, return_distance=False)
+    )
+    if k_eff < k:  # fewer candidates than asked for: repeat columns
+        ind = ind[:, np.arange(k) % max(k_eff, 1)]
+    return ind.astype(np.int64)
+
+
+def random_partners(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` uniformly random partners per sample, never the sample itself, shape (n, k)."""
+    if n < 2:
+        return np.zeros((n, k), dtype=np.int64)
+    offset = rng.integers(1, n, size=(n, k))
+    return (np.arange(n)[:, None] + offset) % n
+
+
+class PartnerTable:
+    """The partner table of the training samples, a training callback.
+
+    Parameters
+    ----------
+    mode : {"covariate", "latent", "random"}
+    k : int
+        Partners per sample.
+    every : int
+        Epochs between refreshes (the first is before epoch 1).
+    module : PersonalizedModule
+        Gives the current shares (``"covariate"``) or latent positions (``"latent"``).
+    space : CovariateSpace
+    covariates : ndarray of shape (n, K)
+        Encoded covariates of the trained samples.
+    rng : numpy.random.Generator
+        Draws the random partners.
+
+    Attributes
+    ----------
+    table : torch.LongTensor of shape (n, k)
+        Row numbers (among the trained samples) of each sample's partners.
+    """
+
+    def __init__(self, mode, k, every, module, space, covariates, rng) -> None:
+        self.mode, self.k, self.every = mode, int(k), int(every)
+        self.module, self.space, self.covariates, self.rng = module, space, covariates, rng
+        self.table: torch.Tensor | None = None
+
+    def search_points(self) -> np.ndarray:
+        """The trained samples in the space whose Manhattan distance is the learned metric's."""
+        shares = self.module.shares().detach().cpu().numpy().astype(np.float64)
+        return self.space.search_matrix(self.covariates, shares)
+
+    def compute(self) -> np.ndarray:
+        n = len(self.covariates)
+        if self.mode == "random":
+            return random_partners(n, self.k, self.rng)
+        if self.mode == "covariate":
+            return knn_table(self.search_points(), self.k)
+        module = self.module
+        with torch.no_grad():
+            if module.rank is None:
+                return knn_table((module.theta * module.theta_metric()).cpu().numpy(), self.k, metric="manhattan")
+            return knn_table(module.Z.cpu().numpy(), self.k, metric="euclidean")
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if epoch % self.every == 0:
+            self.table = torch.as_tensor(self.compute(), device=self.module.theta_pop.device)
+
+
+class Snapshots:
+    """Parameters of the trained samples at chosen epoch counts, a training callback.
+
+    ``values[e]`` is θ (standardized units, shape (n, p+1)) after ``e`` epochs; 0 is the
+    initialisation. Epochs that training never reaches are absent.
+    """
+
+    def __init__(self, module, epochs: Sequence[int] | None) -> None:
+        self.module = module
+        self.epochs = set() if epochs is None else {int(e) for e in epochs}
+        self.values: dict[int, np.ndarray] = {}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if epoch in self.epochs:
+            with torch.no_grad():
+                self.values[epoch] = self.module.all_params().cpu().numpy().astype(np.float64)

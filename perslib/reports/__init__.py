@@ -1,0 +1,42 @@
+"""Run the tutorial notebooks as parameterized reports.
+
+Each notebook's source of truth is a jupytext ``py:percent`` file (``notebooks/NN_name.py``).
+:func:`run_notebook` reads it, checks and types the parameters against the notebook's own
+``parameters`` cell, injects them with papermill, executes the notebook on the project's
+kernel with ``notebooks/`` as the working directory, and writes the executed ``.ipynb``
+plus a self-contained HTML page. A run that fails (an exception, a cell timeout, a kernel
+that does not start) is marked as failed inside both files.
+
+Parameters come, in increasing priority, from the notebook's own defaults, a *profile*
+(``notebooks/params/<profile>.yaml``: a ``defaults`` section for every notebook and one
+section per notebook stem), and explicit ``-p name value`` pairs.
+
+Command line (``make run`` uses it)::
+
+    python -m perslib.reports                        # every notebook, default parameters
+    python -m perslib.reports notebooks/01_simulation.py --profile smoke --out build/smoke
+    python -m perslib.reports notebooks/02_*.py -p seed 3 --out build/seed3
+"""
+
+from perslib.reports._cli import format_table, main, write_timings
+from perslib.reports._notebooks import KERNEL_NAME, ParameterError, find_notebooks, notebook_parameters, read_notebook
+from perslib.reports._parameters import load_profile, parse_parameter, resolve_parameters
+from perslib.reports._run import FAILED_TAG, NotebookResult, check_kernel, run_notebook
+
+__all__ = [
+    "FAILED_TAG",
+    "KERNEL_NAME",
+    "NotebookResult",
+    "ParameterError",
+    "check_kernel",
+    "find_notebooks",
+    "format_table",
+    "load_profile",
+    "main",
+    "notebook_parameters",
+    "parse_parameter",
+    "read_notebook",
+    "resolve_parameters",
+    "run_notebook",
+    "write_timings",
+]
