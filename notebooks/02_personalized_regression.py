@@ -25,12 +25,13 @@
 # 1. **Parameter recovery** on the simulation of notebook 01, against the population
 #    model and three classic baselines (mixture of regressions, varying coefficients,
 #    local regression on covariate neighbours).
-# 2. **Sample embeddings and data-driven clustering**: the estimated θ̂ᵢ, projected with
+# 2. **What the objective does**: the papers' objective against perslib's, term by term.
+# 3. **Sample embeddings and data-driven clustering**: the estimated θ̂ᵢ, projected with
 #    PCA and t-SNE, and clustered without labels.
-# 3. **The learned covariate metric**: which covariates decide who resembles whom.
-# 4. **Zooming** from the population model to a process to one individual.
-# 5. **New samples**: predicting θ for samples never seen in training.
-# 6. **A real clustered dataset**: maths achievement of 7,185 US high-school students in
+# 4. **The learned covariate metric**: which covariates decide who resembles whom.
+# 5. **Zooming** from the population model to a process to one individual.
+# 6. **New samples**: predicting θ for samples never seen in training.
+# 7. **A real clustered dataset**: maths achievement of 7,185 US high-school students in
 #    160 schools, personalized by school-level covariates.
 
 # %% tags=["parameters"]
@@ -39,7 +40,6 @@ device = "auto"  # torch device of the personalized models: "auto" picks a GPU w
 n_samples = 2000  # samples in the personalized-regression simulation
 n_features = 5  # predictors x per sample, i.e. the length of each coefficient vector theta_i
 n_covariates = 3  # covariates u: position, process and one irrelevant column
-rank = 4  # latent dimension q of the low-rank model (notebook 03 studies this choice)
 epochs = 300  # most training epochs of each personalized model (early stopping ends sooner)
 math_fraction = 1.0  # share of the 7,185 MathAchieve students used (smaller for a quick run)
 out_dir = "../build/02_personalized_regression"  # every file this notebook writes goes here
@@ -77,39 +77,48 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # models. Personalized regression gives each sample its own parameters θᵢ (coefficients
 # and an intercept), $y_i \approx x_i^\top\theta_i$. With $n$ samples and $n \times p$
 # parameters, the data alone cannot pin down θᵢ; the models must share statistical
-# strength. PR does it by **distance matching**: the distance between two samples'
+# strength. The papers do it by **distance matching**: the distance between two samples'
 # parameters should equal a *learned* distance between their covariates,
 #
 # $$d_\varphi(u_i, u_j) = \varphi^\top \Delta_{ij} = \sum_k \varphi_k\, |u_{ik} - u_{jk}|, \qquad \varphi \ge 0,$$
 #
-# where $\Delta_{ij}$ holds one distance per covariate and φ weighs them. The objective is
+# where $\Delta_{ij}$ holds one distance per covariate (each scaled to mean pair distance 1)
+# and φ weighs them. We use the **low-rank** form of NeurIPS 2019, $\theta_i =
+# \theta_{\text{pop}} + Q^\top z_i$ with a dictionary $Q$ of $q$ basis models and a short
+# latent vector $z_i$ per sample, whose distances $\lVert z_i - z_j\rVert$ are matched. The
+# paper's objective (`objective="paper"` in perslib) is
 #
-# $$\min_{\theta, \varphi}\ \frac1n\sum_i \ell(x_i, y_i, \theta_i)
-#   \;+\; \frac{\gamma}{2}\,\frac1{nk}\sum_i\sum_{j\in N(i)} \big(d_\theta(\theta_i,\theta_j) - d_\varphi(u_i,u_j)\big)^2
-#   \;+\; \lambda\,\frac1n\sum_i \lVert\theta_i - \theta_{\text{pop}}\rVert^2 \;+\; \upsilon\,\lVert\varphi\rVert_1 ,$$
+# $$\min_{z, Q, \varphi}\ \frac1n\sum_i \ell(x_i, y_i, \theta_i)
+#   \;+\; \frac{\gamma}{2}\,\frac1{nk}\sum_i\sum_{j\in N(i)} \big(\lVert z_i - z_j\rVert - \varphi^\top\Delta_{ij}\big)^2
+#   \;+\; \lambda\,\frac1n\sum_i \lVert\theta_i - \theta_{\text{pop}}\rVert^2 \;+\; \upsilon\,\lVert\varphi\rVert_1
+#   \;+\; \omega\big(\tfrac1n\lVert Z\rVert^2 + \lVert Q\rVert^2\big),$$
 #
-# a prediction loss per sample, the matching term over $k$ partner pairs per sample, a
-# pull towards the population model and an L1 penalty on φ. **Every model starts at the
-# population estimate** θ_pop and *relaxes* away from it only as far as its own data pay
-# for against the matching and the pull. Two samples with similar covariates are then
-# forced to have similar models, while a covariate that says nothing about the models
-# should get a weight φₖ near zero.
+# a prediction loss per sample, the matching term over $k$ partners per sample, a pull
+# towards the population model, an L1 penalty on φ and weight decay on the dictionary.
+# **Every model starts at the population estimate** θ_pop and *relaxes* away from it only as
+# far as its own data pay for.
 #
-# perslib's `PersonalizedRegressor` implements both papers with one change in how φ is
-# learned (the module docstring gives every detail). φ = s·π is split into *shares* π
-# (which covariates decide who is close; they sum to 1) and a *scale* s. The shares are
-# taught by a kNN-transfer term, which asks whether the models of a sample's
-# neighbours predict its response, so a covariate whose closeness does not make models
-# transferable loses share. The L1 acts on the scale, which stays near zero on these
-# data: the matching then simply pulls the models of neighbouring samples together. (With
-# one φ in both terms, the matching kept raising every weight, the irrelevant one
-# included, the longer training ran, and larger samples fared worse.) We use the **low-rank**
-# form of NeurIPS 2019, $\theta_i = \theta_{\text{pop}} + Q^\top z_i$ with a dictionary
-# $Q$ of `rank` basis models and a short latent vector $z_i$ per sample, matched by
-# $d_\theta = \lVert z_i - z_j\rVert$. It is the recommended setting: it has far fewer free
-# parameters than $n \times p$, so the models are estimated more stably, fit faster and
-# transfer better to new samples; q = 4 is ample for this simulation. Notebook 03 is about
-# that choice; here we only compare with the full-rank model of ISMB 2018 once.
+# **What perslib optimizes by default** (`PersonalizedRegressor()`) differs in two
+# places, and section 3 measures each choice. Write the metric as φ = s·π, *shares* π
+# (which covariates decide who is close; they sum to 1) times a *scale* s.
+#
+# * The shares are learned by a **kNN-transfer term**: sample $i$ is predicted with a
+#   weighted mean of its partners' (detached) models, with weights that favour partners
+#   close under π,
+#   $$\mu\,\frac1n\sum_i \ell\Big(x_i, y_i, \sum_{j\in N(i)} w_{ij}\,\operatorname{sg}(\theta_j)\Big), \qquad
+#   w_{ij} = \operatorname{softmax}_j\!\Big(-\frac{\pi^\top\Delta_{ij}}{\tau\,\bar d}\Big),$$
+#   ($\bar d$ the mean partner distance, τ a learned temperature, sg stop-gradient), so a
+#   covariate whose closeness does not make models transferable loses share.
+# * The scale is **fitted in closed form** on every minibatch, the least-squares
+#   $s = \sum \lVert z_i - z_j\rVert\,\delta_{ij} / \sum \delta_{ij}^2$ with $\delta_{ij} = \pi^\top\Delta_{ij}$, and the
+#   matching term is a **bound**, $\frac{\gamma}{2}\,\text{mean}\;\max(0, \lVert z_i - z_j\rVert - s\,\delta_{ij})^2$: two samples'
+#   models may be no farther apart than s times their covariate distance; partners farther
+#   apart than that are pulled together, closer ones are left alone (`objective="bound"`;
+#   `"match"` pulls or pushes every pair to exactly $s\,\delta_{ij}$).
+#
+# The rank is chosen by the held-out samples' loss (`rank="auto"`: it tries 1, 2, 4, …
+# and stops when a larger dictionary no longer pays); notebook 03 is about that choice.
+# The full-rank model of ISMB 2018 (free θᵢ, `rank=None`) is fitted once for comparison.
 
 # %% [markdown]
 # ## 2. Parameter recovery on the simulation
@@ -138,35 +147,33 @@ baselines = {
     "local regression (k 50)": KNNLocalRegressor(n_neighbors=50),
 }
 models = {name: m.fit(X, y, covariates=U) for name, m in baselines.items()}
-pr = perslib.PersonalizedRegressor(rank=rank, epochs=epochs, device=device, random_state=seed)
+pr = perslib.PersonalizedRegressor(epochs=epochs, device=device, random_state=seed)  # the defaults: rank="auto"
 pr.fit(X, y, covariates=U)
 pr_full = perslib.PersonalizedRegressor(rank=None, epochs=epochs, device=device, random_state=seed)
 pr_full.fit(X, y, covariates=U)
-models.update({f"PR (rank {rank})": pr, "PR (full rank)": pr_full})
-print(
-    f"PR fit times: rank {rank} {pr.fit_time_:.1f} s ({pr.n_epochs_} epochs), "
-    f"full rank {pr_full.fit_time_:.1f} s ({pr_full.n_epochs_} epochs)"
-)
+models.update({"PR": pr, "PR (full rank)": pr_full})
+print(f"rank chosen by the held-out loss: {pr.rank_} (held-out loss by rank: {pr.rank_scores_.round(3).to_dict()})")
+print(f"PR fit times: default {pr.fit_time_:.1f} s, full rank {pr_full.fit_time_:.1f} s ({pr_full.n_epochs_} epochs)")
 
 # %% [markdown]
-# The training curves show how early stopping works: 10% of the samples are held out,
-# their θ is predicted from their covariate neighbours after every epoch, and training
-# stops when that held-out loss stops improving (the best epoch is restored).
+# The training curves (of the chosen rank) show how early stopping works: 10% of the
+# samples are held out, their θ is predicted from their covariate neighbours after every
+# epoch, and training stops when that held-out loss stops improving (the best epoch is
+# restored). The same held-out loss chose the rank.
 
 # %%
-fig = plotting.plot_history(
-    pr.history_, columns=["pred_loss", "match_loss", "val_loss"], title=f"PR (rank {rank}) training"
-)
+fig = plotting.plot_history(pr.history_, columns=["pred_loss", "match_loss", "val_loss"], title="PR training")
 plotting.save_figure(fig, out_dir, "training_history")
 # %%
 # NBVAL_CHECK_OUTPUT
 err = pd.Series({name: evaluation.parameter_mse(m.coef_, theta) for name, m in models.items()})
-err_pr, err_pop = err[f"PR (rank {rank})"], err["population"]
+err_pr, err_pop = err["PR"], err["population"]
 print(err.round(2).to_string())
-print(f"PR (rank {rank}) error relative to the population model: {err_pr / err_pop:.2f}")
-assert err_pr <= 0.3 * err_pop, "PR should remove most of the population model's error"
+print(f"PR error relative to the population model: {err_pr / err_pop:.2f}")
+assert err_pr <= 0.2 * err_pop, "PR should remove most of the population model's error"
 global_baselines = ["population", "mixture (3)", "varying coefficients", "PR (full rank)"]
 assert err_pr < err[global_baselines].min(), "PR should beat the population, mixture and varying-coefficient models"
+assert err_pr < err["local regression (k 50)"], "at this sample size PR should beat local regression too"
 results.update({f"param_mse {name}": e for name, e in err.items()})
 
 # %% [markdown]
@@ -177,14 +184,14 @@ results.update({f"param_mse {name}": e for name, e in err.items()})
 # Local regression on covariate neighbours does well, because it uses the right kind of
 # information (similar covariates, similar models), but it weighs all covariates equally
 # (the irrelevant one included) and averages over a fixed neighbourhood of 50 samples.
-# Low-rank PR removes almost all of the error. How the two compare depends on the sample
-# size: at the default 2,000 samples PR's error is a fraction of local regression's, but
-# with 10,000 samples 50 neighbours cover so small a stretch of each
-# arc that local regression becomes the more accurate of the two — a good reminder that
-# a simple local method is a serious baseline when data are dense. We assert only the
-# comparison with the global baselines. Full-rank PR, with $n \times p$ free parameters and
-# the same epochs, is much better than the population model but well behind rank 4: the
-# low-rank structure is a strong and, here, correct prior (notebook 03).
+# Low-rank PR removes almost all of the error, and at this sample size beats local
+# regression too (asserted above). That comparison depends on the sample size: with
+# 10,000 samples, 50 neighbours cover so small a stretch of each arc that local regression
+# becomes the more accurate of the two (`benchmarks/README.md` measures it) — a good
+# reminder that a simple local method is a serious baseline when data are dense. Full-rank
+# PR, with $n \times p$ free parameters and the same epochs, is much better than the
+# population model but well behind low rank: the low-rank structure is a strong and,
+# here, correct prior (notebook 03).
 #
 # **The parameter-space picture** (Figure 1 of Lengerich et al., 2019). Left: the true
 # (θ0, θ1) of every sample, coloured by process. Middle: PR's estimates, which trace the
@@ -198,14 +205,74 @@ for ax, (title, th) in zip(
     axes,
     [
         ("true θ", theta),
-        (f"PR (rank {rank})", pr.coef_),
+        ("PR", pr.coef_),
         ("local regression (k 50)", models["local regression (k 50)"].coef_),
     ],
 ):
     plotting.plot_parameter_space(th, process, param_names=param_names, ax=ax, title=title)
 plotting.save_figure(fig, out_dir, "parameter_space")
 # %% [markdown]
-# ## 3. Sample embeddings and data-driven clustering
+# ## 3. What the objective does: an ablation
+#
+# Section 1 wrote down two objectives. Here each choice of perslib's default is undone in
+# turn, at the rank chosen above, on the same data: the two-sided matching, the transfer
+# term that teaches the shares, the covariate partners (the papers' code uses partners
+# nearest in $z$, or random ones), and finally the paper's objective itself. For each fit
+# `matching_` says what the matching term ended up doing over the last partner pairs:
+# the scale s, the correlation of the models' distances $\lVert z_i - z_j\rVert$ with the
+# covariate distances $\pi^\top\Delta_{ij}$, and the share of pairs within the bound
+# $\lVert z_i - z_j\rVert \le s\,\pi^\top\Delta_{ij}$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+variants = {
+    "default (bound, transfer, covariate partners)": {},
+    "two-sided matching (objective='match')": {"objective": "match"},
+    "no transfer term (shares stay uniform)": {"metric_learning": 0.0},
+    "partners nearest in z": {"neighbors": "latent"},
+    "random partners": {"neighbors": "random"},
+    "paper objective, covariate partners": {"objective": "paper"},
+    "paper objective, partners nearest in z": {"objective": "paper", "neighbors": "latent"},
+}
+ablation = {}
+for name, options in variants.items():
+    m = (
+        pr
+        if not options
+        else perslib.PersonalizedRegressor(
+            rank=pr.rank_, epochs=epochs, device=device, random_state=seed, **options
+        ).fit(X, y, covariates=U)
+    )
+    ablation[name] = {
+        "θ MSE / population": evaluation.parameter_mse(m.coef_, theta) / err_pop,
+        **{k: m.matching_[k] for k in ("scale", "correlation", "within_bound")},
+    }
+ablation = pd.DataFrame(ablation).T
+print(ablation.round(2).to_string())
+err_ratio = ablation["θ MSE / population"]
+assert err_ratio.iloc[0] < err_ratio.iloc[1:].min(), "each default choice should pay on these data"
+assert err_ratio["paper objective, partners nearest in z"] > 2 * err_ratio.iloc[0], (
+    "the paper's setting should be far behind"
+)
+assert 0.2 < ablation["within_bound"].iloc[0] < 0.9, "the bound should bind for some pairs and not for others"
+results.update({f"ablation {k} {name}": v for name, row in ablation.iterrows() for k, v in row.items()})
+
+# %% [markdown]
+# **What to conclude.** On these data every default choice pays (the first assert checks
+# that the default has the smallest error of all). Two-sided matching — the paper's, or
+# perslib's with the closed-form scale — also pushes apart pairs of samples whose models
+# are closer than their covariate distance says, which costs accuracy; with the partners
+# the paper's code uses (nearest in $z$) its objective is far behind (asserted: more than
+# twice the default's error): those partners are already close in the model space, so
+# matching them teaches little about the covariates. The bound keeps what helps — samples
+# close in covariates get close models — without forcing other pairs apart: part of the
+# partner pairs end within the bound, the rest are pulled in (`within_bound`). Without the
+# transfer term nothing moves the shares from uniform, so the irrelevant covariate counts
+# as much as the others. The paper's result on its own data is not in question here; on
+# this simulation, its objective is not the best way to fit its model.
+
+# %% [markdown]
+# ## 4. Sample embeddings and data-driven clustering
 #
 # Each θ̂ᵢ describes the *process* behind sample $i$, not its data, so the n × p matrix
 # of estimates is a sample embedding. We project it to two dimensions with PCA (linear)
@@ -253,31 +320,32 @@ assert ari["PR θ̂"] > 0.9, "the personalized models should cluster by process"
 results.update({f"ari {k}": v for k, v in ari.items()})
 
 # %% [markdown]
-# ## 4. The learned covariate metric
+# ## 5. The learned covariate metric
 #
-# φ says how much each covariate's distance counts when deciding which samples should
-# have similar models (`covariate_weights_`, per unit of mean pairwise distance). We
-# print each weight's share of the total (`covariate_shares_`; the scale is tiny here,
-# see section 1). **What to conclude:** `u_position` and `u_process` carry the weight;
-# the irrelevant covariate, which shapes nothing, is switched (almost) off by the
-# kNN-transfer term. Nobody told the model which covariate was irrelevant.
+# The shares π say how much each covariate's distance counts when deciding which samples
+# should have similar models (`covariate_weights_`, summing to 1; the scale s is in
+# `matching_`). **What to conclude:** `u_position` and `u_process` carry the weight; the
+# irrelevant covariate, which shapes nothing, is switched (almost) off by the kNN-transfer
+# term. Nobody told the model which covariate was irrelevant.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-phi = pr.covariate_weights_
-share = phi / phi.sum()
-print("share of the covariate metric φ:")
+share = pr.covariate_weights_
+print("shares π of the covariate metric:")
 print(share.round(2).to_string())
-assert phi["u_irrelevant_0"] < 0.25 * phi.drop("u_irrelevant_0").min(), "the irrelevant covariate should weigh least"
+print(f"scale s of the metric: {pr.matching_['scale']:.2f}")
+assert share["u_irrelevant_0"] < 0.25 * share.drop("u_irrelevant_0").min(), (
+    "the irrelevant covariate should weigh least"
+)
 results.update({f"phi share {k}": v for k, v in share.items()})
 
 # %%
 fig, ax = plt.subplots(figsize=(4.8, 2.6), layout="constrained")
 ax.barh(share.index[::-1], share.to_numpy()[::-1], color=plotting.categorical_colors(1)[0])
-ax.set(xlabel="share of the learned covariate metric φ", xlim=(0, 1))
+ax.set(xlabel="share π of the learned covariate metric", xlim=(0, 1))
 plotting.save_figure(fig, out_dir, "covariate_weights")
 # %% [markdown]
-# ## 5. Zooming from the population to one individual
+# ## 6. Zooming from the population to one individual
 #
 # Each θ̂ᵢ is a plain linear model, so we can read it at any granularity by averaging:
 # over everyone (close to the population model), over a data-driven cluster (a
@@ -311,7 +379,7 @@ plotting.save_figure(fig, out_dir, "zoom")
 zoom.round(2)
 
 # %% [markdown]
-# ## 6. New samples: predicting θ from the covariates
+# ## 7. New samples: predicting θ from the covariates
 #
 # PR learns θ only for its training samples. For a new sample, the papers' rule takes the
 # `n_neighbors_predict` = 10 training samples nearest under the *learned* metric
@@ -331,8 +399,8 @@ zoom.round(2)
 X_new, y_new, U_new, theta_new, process_new = data.make_personalized_regression(
     n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1
 )
-models[f"PR (rank {rank}) + encoder"] = perslib.PersonalizedRegressor(
-    rank=rank, encoder="mlp", epochs=epochs, device=device, random_state=seed
+models["PR + encoder"] = perslib.PersonalizedRegressor(
+    rank=pr.rank_, encoder="mlp", epochs=epochs, device=device, random_state=seed
 ).fit(X, y, covariates=U)
 new = pd.DataFrame(
     {
@@ -340,11 +408,11 @@ new = pd.DataFrame(
             "test MSE": np.mean((models[name].predict(X_new, covariates=U_new) - y_new) ** 2),
             "parameter MSE": evaluation.parameter_mse(models[name].predict_params(U_new)[0], theta_new),
         }
-        for name in ["population", "local regression (k 50)", f"PR (rank {rank})", f"PR (rank {rank}) + encoder"]
+        for name in ["population", "local regression (k 50)", "PR", "PR + encoder"]
     }
 ).T
 print(new.round(2).to_string())
-for name in [f"PR (rank {rank})", f"PR (rank {rank}) + encoder"]:
+for name in ["PR", "PR + encoder"]:
     assert new.loc[name, "test MSE"] < 0.3 * new.loc["population", "test MSE"]
     assert new.loc[name, "parameter MSE"] < 0.3 * new.loc["population", "parameter MSE"]
 results.update({f"new {k} {name}": v for name, row in new.iterrows() for k, v in row.items()})
@@ -352,8 +420,9 @@ results.update({f"new {k} {name}": v for name, row in new.iterrows() for k, v in
 # %% [markdown]
 # **What to conclude.** Both rules transfer the personalized models to new samples
 # almost without loss: the predicted θ are nearly as accurate as the training estimates,
-# and the test MSE is a small fraction of the population model's. On this simulation the
-# two are close (the kNN rule has 1,800 dense training samples to average); the encoder
+# and the test MSE is a small fraction of the population model's (asserted: under 0.3 of
+# it). On this simulation the two are close (the kNN rule has the 90 % of the training
+# samples that were not held out, densely spread, to average); the encoder
 # earns its keep when training samples are sparse in covariate space or when prediction
 # must not carry the training set along. `benchmarks/README.md` compares both with
 # Contextualized ML over several seeds and sizes. The
@@ -369,7 +438,7 @@ plotting.plot_parameter_space(
 )
 plotting.save_figure(fig, out_dir, "new_samples")
 # %% [markdown]
-# ## 7. A real clustered dataset: maths achievement in 160 schools
+# ## 8. A real clustered dataset: maths achievement in 160 schools
 #
 # `data.load_math_achievement()` is the High School and Beyond survey (nlme `MathAchieve`;
 # Raudenbush & Bryk, 2002): a maths score for 7,185 students in 160 US high schools,
@@ -391,13 +460,9 @@ strat = frame[hsb.group] if math_fraction == 1 else None  # every school on both
 train, test = train_test_split(frame, test_size=0.25, stratify=strat, random_state=seed)
 features, covs = hsb.features, hsb.covariates
 pop_hsb = PopulationRegressor().fit(train[features], train[hsb.target], covariates=train[covs])
-pr_hsb = perslib.PersonalizedRegressor(
-    rank=rank, n_neighbors_predict=50, epochs=epochs, device=device, random_state=seed
-)
+pr_hsb = perslib.PersonalizedRegressor(n_neighbors_predict=50, epochs=epochs, device=device, random_state=seed)
 pr_hsb.fit(train[features], train[hsb.target].to_numpy(), covariates=train[covs])
-print(
-    f"{len(train)} training and {len(test)} test students; PR fit {pr_hsb.fit_time_:.1f} s ({pr_hsb.n_epochs_} epochs)"
-)
+print(f"{len(train)} training and {len(test)} test students; PR fit {pr_hsb.fit_time_:.1f} s, rank {pr_hsb.rank_}")
 frame.head()
 
 # %% [markdown]
@@ -430,13 +495,13 @@ def r2(pred):
 r2_hsb = pd.Series(
     {
         "population": r2(pop_hsb.predict(test[features], covariates=test[covs])),
-        f"PR (rank {rank})": r2(pr_hsb.predict(test[features], covariates=test[covs])),
+        "PR": r2(pr_hsb.predict(test[features], covariates=test[covs])),
         "MixedLM (hand-built)": r2(pred_mlm),
     }
 )
 print("held-out R² on students:")
 print(r2_hsb.round(2).to_string())
-assert r2_hsb[f"PR (rank {rank})"] > r2_hsb["population"], "personalizing by school should help"
+assert r2_hsb["PR"] > r2_hsb["population"], "personalizing by school should help"
 results.update({f"hsb r2 {k}": v for k, v in r2_hsb.items()})
 
 # %% [markdown]
@@ -459,45 +524,67 @@ for ax, col, label in [
     )
 plotting.save_figure(fig, out_dir, "math_by_school")
 # %% [markdown]
-# The learned covariate metric and the sector differences, in numbers:
+# The learned covariate metric and the school effects, in numbers, next to the
+# multilevel model's: its SES × Catholic coefficient is how much smaller the SES slope is
+# in Catholic schools, its MEANSES coefficient how much a unit of school mean SES adds to
+# the intercept. For PR the same two contrasts come from the school means of θ̂: the
+# difference of the sectors' mean SES slopes, and the least-squares slope of the school
+# intercepts on MEANSES.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-phi_hsb = pr_hsb.covariate_weights_
-print("share of the covariate metric φ:", (phi_hsb / phi_hsb.sum()).round(2).to_dict())
+share_hsb = pr_hsb.covariate_weights_
+print("shares π of the covariate metric:", share_hsb.round(2).to_dict())
 by_sector = schools.groupby("Catholic")[["SES", "intercept"]].mean().rename(index={0: "public", 1: "Catholic"})
 print(by_sector.round(2).to_string())
 corr_int = float(np.corrcoef(schools["MEANSES"], schools["intercept"])[0, 1])
 print(f"correlation of the school intercept with MEANSES: {corr_int:.2f}")
+contrasts = pd.DataFrame(
+    {
+        "MixedLM": [mlm.fe_params["SES:Catholic"], mlm.fe_params["MEANSES"]],
+        "PR": [
+            by_sector.loc["Catholic", "SES"] - by_sector.loc["public", "SES"],
+            np.polyfit(schools["MEANSES"], schools["intercept"], 1)[0],
+        ],
+    },
+    index=["SES slope, Catholic − public", "intercept per unit of MEANSES"],
+)
+print(contrasts.round(2).to_string())
+partnered = len(np.unique(pr_hsb.partners_)) / len(pr_hsb.train_index_)
+print(f"share of training students who are someone's partner: {partnered:.2f}")
 assert by_sector.loc["Catholic", "intercept"] > by_sector.loc["public", "intercept"]
 assert corr_int > 0
+assert partnered > 0.5, "ties among schoolmates are broken at random: most students are someone's partner"
 results.update(
     hsb_corr_intercept_meanses=corr_int,
+    hsb_partnered_share=partnered,
     **{f"hsb {c} {s}": by_sector.loc[s, c] for s in by_sector.index for c in by_sector.columns},
+    **{f"hsb contrast {r} {c}": contrasts.loc[r, c] for r in contrasts.index for c in contrasts.columns},
+    **{f"hsb share {k}": v for k, v in share_hsb.items()},
 )
 
 # %% [markdown]
-# **What PR finds, honestly.** The directions of the classic findings come out without
-# being specified: schools with a higher mean SES have higher intercepts, and Catholic
-# schools have higher intercepts than public ones. But the effects are much *weaker*
-# than in the hand-built multilevel model, whose fixed effects above say that the SES
-# slope is about 1.3 points smaller in Catholic schools and that MEANSES adds about 2
-# points per unit to the intercept. PR's school-mean SES slopes are lower in Catholic
-# schools at the default size for the seeds we checked (by 0.1 to 1 point), but the sign
-# of that difference is not stable: it flips on a 30% subsample. The metric's shares stay
-# at their uniform start: all students of a school share its covariates, so a student's
-# 10 partners are schoolmates at covariate distance 0, and the kNN-transfer term that
-# learns the shares has no covariate differences to weigh (partners would reach other
-# schools only with `n_neighbors` above the ≈ 34 training students per school). Each
-# student borrows from schoolmates, and PR acts much like a regularized per-school
-# regression that only loosely links similar schools. PR improves the held-out R² over the
-# population model, but the MixedLM, given the right structure, predicts better still.
+# **What PR finds, honestly.** The directions of the classic findings on the intercept
+# come out without being specified (both asserted): schools with a higher mean SES have
+# higher intercepts, and Catholic schools have higher intercepts than public ones. How
+# large these effects come out, against the hand-built multilevel model's, the contrasts
+# table shows; across seeds PR's MEANSES effect lands near the mixed model's or below it,
+# while its SES-slope contrast between the sectors is smaller and, across seeds and
+# subsamples, not stable in sign (both printed, not asserted). The reason is the structure of the
+# covariates: all students of a school share them, so a student's partners are
+# schoolmates at covariate distance 0 as long as the school has more students than
+# `n_neighbors`. Ties among schoolmates are broken at random, so most students are
+# someone's partner (printed above), but the kNN-transfer term that learns the shares sees
+# few covariate differences to weigh, and the shares move little from uniform. Each student
+# borrows from schoolmates, and PR acts much like a regularized per-school regression that
+# only loosely links similar schools. PR improves the held-out R² over the population model
+# (asserted); whether it reaches the MixedLM, given the right structure, the table says.
 # The lesson: PR is most useful where we do *not* know the structure (the simulation's
 # curved, interacting effects); where decades of theory hand us a good multilevel model,
 # it is a strong baseline that PR must be measured against.
 
 # %% [markdown]
-# ## 8. Summary
+# ## 9. Summary
 #
 # * **One model per sample is estimable** when models are tied together: distance
 #   matching makes parameter distances follow a learned covariate metric, and every model

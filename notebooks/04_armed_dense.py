@@ -261,7 +261,7 @@ plotting.save_figure(fig, out_dir, "feature_importance")
 # %% [markdown]
 # **What to conclude.** The spiral coordinates carry the importance for every model,
 # as they should. The conventional MLP puts the most weight on the probes; ARMED's FE
-# network puts the least, well under half the MLP's (this project's target), also
+# network puts the least (the printed ratio; asserted below 0.7 of the MLP's), also
 # relative to its weight on the spiral coordinates (last column), so it is not just a
 # smaller network. The two half-measures sit in between: the domain-adversarial MLP has
 # the adversary but nowhere else to put the cluster information, and the mixed-effects
@@ -351,6 +351,18 @@ plotting.save_figure(fig, out_dir, "random_effects_vs_truth")
 # `ARMEDRegressor` (Gaussian likelihood with a learned residual scale, random intercept and
 # slopes), by the same seen-cluster protocol: `StratifiedKFold` on the school, so every
 # school is in every fold, and held-out R² per fold.
+#
+# **The regressor's refit.** Stochastic gradient descent stops early, before the random
+# effects' posterior means and prior scales have settled. So after training,
+# `ARMEDRegressor` (by default, `refit=True`) holds the FE network's hidden layers fixed
+# and refits what sits on top of them — the output layer, the random intercept and slopes
+# and their variance components — as the linear mixed model it is on those learned
+# features: maximum likelihood for the variance components (`linear_mixed_refit`, which
+# warns when it does not converge), then the posterior means of the random effects (the
+# BLUPs), the output layer keeping its L2 penalty. A MixedLM *on the FE network's
+# features*: so its school effects are the mixed model's by construction, and comparing
+# them with MixedLM's says little about what ARMED learned. We fit ARMED without the refit
+# too (`refit=False`), where the random effects come from the training alone.
 
 # %%
 hsb = data.load_math_achievement()
@@ -360,6 +372,7 @@ reg_models = {
     "MixedLM (random intercept)": MixedLMRegressor(),
     "MLP": MLPRegressor(**net),
     "ARMED": ARMEDRegressor(**net),
+    "ARMED, no refit": ARMEDRegressor(refit=False, **net),
 }
 cv_m = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
 scores_m, fitted_m = cross_validate_models(
@@ -395,41 +408,62 @@ fig = plotting.plot_fold_scores(
 plotting.save_figure(fig, out_dir, "math_seen_scores")
 # %% [markdown]
 # **Do ARMED's school effects agree with the mixed model's?** The random intercepts of
-# the first fold's ARMED model (in points of the score) against MixedLM's BLUPs of the
-# same fold, one point per school.
+# the first fold's ARMED models (in points of the score), with and without the refit,
+# against MixedLM's BLUPs of the same fold, one point per school.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-a_re, m_re = fitted_m[(0, "ARMED")], fitted_m[(0, "MixedLM (random intercept)")]
-both = pd.DataFrame({"ARMED": a_re.random_effects_["intercept"], "MixedLM": m_re.random_effects_["Group"]}).dropna()
-r_schools = float(both.corr().iloc[0, 1])
-print(f"correlation of the school intercepts, ARMED vs MixedLM: {r_schools:.2f}")
+m_re = fitted_m[(0, "MixedLM (random intercept)")]
+both = pd.DataFrame(
+    {
+        "ARMED": fitted_m[(0, "ARMED")].random_effects_["intercept"],
+        "ARMED, no refit": fitted_m[(0, "ARMED, no refit")].random_effects_["intercept"],
+        "MixedLM": m_re.random_effects_["Group"],
+    }
+).dropna()
+r_schools = both.corr()["MixedLM"].drop("MixedLM")
+print("correlation of the school intercepts with MixedLM's:", r_schools.round(2).to_dict())
+spread = {name: float(fitted_m[(0, name)].random_effect_sd_["intercept"]) for name in ("ARMED", "ARMED, no refit")}
 print(
-    f"spread of the school intercepts (points): ARMED τ {a_re.random_effect_sd_['intercept']:.1f}, "
-    f"MixedLM {m_re.random_effect_sd_['Group']:.1f}"
+    "spread of the school intercepts (points):",
+    {**{k: round(v, 1) for k, v in spread.items()}, "MixedLM": round(float(m_re.random_effect_sd_["Group"]), 1)},
 )
-assert r_schools > 0.8, "ARMED's random intercepts should rank the schools like the mixed model"
-results.update(math_corr_school_intercepts=r_schools)
+assert r_schools["ARMED, no refit"] > 0.8, (
+    "trained alone, ARMED's random intercepts should rank the schools like MixedLM"
+)
+assert r2.loc["ARMED", "mean"] >= r2.loc["ARMED, no refit", "mean"] - 0.005, "the refit should not cost accuracy"
+results.update(
+    math_corr_school_intercepts=r_schools["ARMED"],
+    math_corr_school_intercepts_no_refit=r_schools["ARMED, no refit"],
+    **{f"math intercept sd {k}": v for k, v in spread.items()},
+)
 
 # %%
-fig = plotting.plot_scatter(
-    both["MixedLM"],
-    both["ARMED"],
-    identity=True,
-    xlabel="MixedLM BLUP (points)",
-    ylabel="ARMED random intercept (points)",
-)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained", sharex=True, sharey=True)
+for ax, name in zip(axes, ["ARMED, no refit", "ARMED"]):
+    plotting.plot_scatter(
+        both["MixedLM"],
+        both[name],
+        identity=True,
+        ax=ax,
+        title=name if name != "ARMED" else "ARMED (refit)",
+        xlabel="MixedLM BLUP (points)",
+        ylabel="ARMED random intercept (points)",
+    )
 plotting.save_figure(fig, out_dir, "math_school_intercepts")
 # %% [markdown]
-# **What to conclude.** On seen schools the school intercept is most of the story: both
-# models that have one beat the MLP clearly, and ARMED's FE network alone ($z = 0$) falls
-# back to the MLP's level. The linear mixed model is hard to beat here: the student
-# features act almost linearly, so a flexible FE network has little to add, and MixedLM
-# estimates the school effects by exact REML. ARMED's target in this project is to match
-# MixedLM's R² and beat the MLP; the table says where this run is. The two models agree
-# on which schools are better (the correlation of their intercepts is near 1) and on how
-# much schools differ (the printed spreads). For students of *new* schools the picture
-# changes: notebook 07.
+# **What to conclude.** On seen schools the school intercept is most of the story: the
+# models that have one beat the MLP clearly (asserted for ARMED), and ARMED's FE network
+# alone ($z = 0$) falls back to the MLP's level. The linear mixed model is hard to beat
+# here: the student features act almost linearly, so a flexible FE network has little to
+# add, and MixedLM estimates the school effects by exact REML; ARMED comes within a few
+# hundredths of its R² (asserted: within 0.03), and the table says on which side this run
+# is. With the refit, ARMED's school intercepts are a mixed model's on its own features —
+# their near-perfect agreement with MixedLM's is expected, not a finding. The finding is
+# the model *without* the refit: trained by gradient descent alone, its random intercepts
+# already rank the schools like MixedLM's (asserted: correlation above 0.8), while their
+# spread (the printed τ) has not yet grown to the mixed model's, which is what the refit
+# corrects. For students of *new* schools the picture changes: notebook 07.
 
 # %% [markdown]
 # ## 6. Summary

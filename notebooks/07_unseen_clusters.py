@@ -21,9 +21,11 @@
 # new hospital, a new scanner or a new school. A model with cluster-specific parts then
 # has to decide what to do with them. This notebook
 #
-# 1. holds **whole clusters out** (`GroupKFold`) and compares ARMED with three choices of
-#    the cluster vector $z$ — the **z-predictor**, $z = 0$ (fixed effects only) and a
-#    random seen cluster — against the baselines of notebook 04, on the spirals;
+# 1. holds **whole clusters out** (`GroupKFold`) and compares ARMED with its choices for
+#    the cluster vector $z$ — the **z-predictor** per sample (the paper's rule and
+#    perslib's default) or pooled over a new cluster's samples (opt-in), $z = 0$ (fixed
+#    effects only) and a random seen cluster — against the baselines of notebook 04, on
+#    the spirals;
 # 2. shows **how to read the z-predictor's soft memberships**;
 # 3. repeats the comparison on **MathAchieve** with schools held out, adding personalized
 #    regression (notebook 02), which predicts new samples from their school covariates;
@@ -85,8 +87,8 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # | logistic mixed model | fixed effects only (random intercept 0) |
 # | ARMED, $z = 0$ | fixed effects only: $\operatorname{logit}\hat y = f(x)$ |
 # | ARMED, random $z$ | the random effects of a seen cluster drawn at random (an ablation) |
-# | **ARMED, z-predictor** | $\hat z = g(x)$, soft memberships over the seen clusters, pooled over the new cluster's samples |
-# | ARMED, z-predictor per sample | the same without pooling (the paper's rule) |
+# | **ARMED, z-predictor** (default) | $\hat z = g(x)$, each sample's soft memberships over the seen clusters (the paper's rule) |
+# | ARMED, z-predictor pooled (opt-in) | the same memberships pooled over the new cluster's samples |
 #
 # The **z-predictor** $g$ is a separate classifier trained on the seen clusters to
 # predict a sample's cluster from its features (perslib fits an MLP alongside ARMED,
@@ -101,20 +103,25 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # spread evenly, the weighted effects average to about zero and the prediction is close
 # to the FE-only one.
 #
-# **Pooling over the new cluster.** One sample says little about where it comes from. But
-# a new cluster usually arrives with a label of its own (a new hospital's patients are
-# known to share the hospital), and then the evidence of all its samples can be pooled
-# into one membership vector for the whole cluster $c$:
+# **Pooling over the new cluster (opt-in).** One sample says little about where it comes
+# from. But a new cluster often arrives with a label of its own (a new hospital's
+# patients are known to share the hospital), and then the evidence of all its samples
+# can be pooled into one membership vector for the whole cluster $c$:
 #
 # $$\hat z_c = \operatorname{softmax}\Big(\tfrac{1}{n_c}\textstyle\sum_{i \in c} \log g(x_i)\Big),$$
 #
 # the normalised geometric mean of the samples' vectors — the posterior over "which seen
 # cluster is it like" given all $n_c$ samples, each sample's evidence weighted $1/n_c$.
-# Clusters that every sample points to gain weight; the labels $y$ of the new cluster are
-# never used. This is perslib's default (`unseen_pooling="geometric"`); the paper applied
-# $g$ to each sample on its own (`unseen_pooling="none"`, or a prediction without
-# `groups`). `predict(X, groups=g)` does all this automatically for clusters not seen in
-# training (`z="auto"`); `z="zpredictor"`, `"zero"` and `"random"` force a choice.
+# Clusters that every sample points to gain weight. What pooling uses is the *features*
+# of the other samples of the new cluster passed in the same `predict` call, identified by
+# their shared `groups` label; their responses $y$ are never used. It is **transductive**:
+# a sample's prediction then depends on which other samples are passed with it, so
+# `score()`, cross-validation or a service that predicts one patient at a time would see
+# different numbers. That is why perslib's default is the paper's rule, each sample on its
+# own (`unseen_pooling="none"`: a row's prediction never depends on the other rows), and
+# pooling is opt-in (`unseen_pooling="geometric"`). `predict(X, groups=g)` handles
+# clusters not seen in training by itself (`z="auto"`); `z="zpredictor"`, `"zero"` and
+# `"random"` force a choice.
 
 # %% [markdown]
 # ## 2. Spirals: leave clusters out
@@ -125,7 +132,8 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # with random slopes on the last hidden layer, `slopes="nonlinear"`). Sizes are cut
 # further for the CPU budget (300 points per cluster, as five folds are fitted); the
 # paper profile runs 1000 points and leave-one-cluster-out (10 folds). The variants
-# "per sample", "z = 0" and "random z" are predictions of the same fitted ARMED models.
+# "z = 0" and "random z" are predictions of the same fitted ARMED models; the pooled rule
+# is a second ARMED model with `unseen_pooling="geometric"`, trained identically.
 
 # %%
 X, y, groups, truth = data.make_spirals(
@@ -138,10 +146,10 @@ models = {
     "domain-adversarial MLP": DomainAdversarialMLPClassifier(**net),
     "mixed-effects MLP (no adversary)": MixedEffectsMLPClassifier(slopes="nonlinear", **net),
     "ARMED, z-predictor": ARMEDClassifier(slopes="nonlinear", **net),
+    "ARMED, z-predictor pooled": ARMEDClassifier(slopes="nonlinear", unseen_pooling="geometric", **net),
     "logistic mixed model": BayesMixedGLMClassifier(random_state=seed),
 }
 z_choices = {
-    "ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
     "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
     "ARMED, random z": ("ARMED, z-predictor", {"z": "random"}),
 }
@@ -159,11 +167,14 @@ table = table.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False
 print(f"unseen clusters, GroupKFold({n_folds}) (mean and 95% interval over folds):")
 print(table.round(2).to_string())
 acc = summary.xs("accuracy", level="metric")["mean"]
-for other in ["MLP", "ARMED, z-predictor per sample", "ARMED, z = 0 (FE only)"]:
-    print(f"ARMED with pooled z-predictor - {other}: {acc['ARMED, z-predictor'] - acc[other]:+.3f}")
+for name in ["ARMED, z-predictor", "ARMED, z-predictor pooled"]:
+    for other in ["MLP", "ARMED, z = 0 (FE only)"]:
+        print(f"{name} - {other}: {acc[name] - acc[other]:+.3f}")
 assert acc["ARMED, z-predictor"] > acc["ARMED, random z"], "a guessed cluster should beat a random one"
-assert acc["ARMED, z-predictor"] > acc["ARMED, z-predictor per sample"], "pooling over the cluster should help"
-assert acc["ARMED, z-predictor"] >= acc["MLP"] - 0.005, "with pooling, ARMED should match the MLP or beat it"
+assert acc["ARMED, z-predictor pooled"] > acc["ARMED, z-predictor"], (
+    "on the spirals, pooling over the cluster should help"
+)
+assert acc["ARMED, z-predictor pooled"] >= acc["MLP"] - 0.005, "with pooling, ARMED should match the MLP or beat it"
 assert acc["logistic mixed model"] < acc["MLP"] - 0.1, "a linear FE part cannot follow the spirals"
 results.update({f"unseen {m} {k}": v for (m, k), v in summary["mean"].items()})
 
@@ -181,38 +192,50 @@ plotting.save_figure(fig, out_dir, "unseen_clusters_scores")
 #
 # **What to conclude.** On new clusters nobody has the right random effects, and most of
 # the advantage that ARMED had on seen clusters (notebook 04) disappears. Within ARMED,
-# the order is the teachable part: a *random* seen cluster's corrections hurt; the
-# z-predictor applied to each sample on its own (the paper's rule) lands about where
-# the FE network alone ($z = 0$) does, a little below the MLP; **pooled over the new
-# cluster's samples it comes out on top** (about 2 points above the MLP in this run).
-# The MLP gets its edge on new clusters from the probes, which do carry a new cluster's
-# class balance; ARMED's FE network is trained not to use them, and the random
-# intercepts it borrows through the pooled memberships give that information back, for
-# the whole cluster at once. The mixed-effects MLP without adversary borrows the same
-# way. The cluster-input MLP meets an all-zero cluster input it never saw in training
-# and falls behind the MLP. The folds scatter widely, so read the fold-wise differences
-# in the plot; `benchmarks/README.md` has the same comparison at the paper's size (1000
-# points per cluster): pooled ARMED 0.881, the MLP 0.863, per sample 0.852, ahead of the
-# MLP on every one of the five folds.
+# the order is the teachable part: a *random* seen cluster's corrections hurt (asserted);
+# the z-predictor applied to each sample on its own lands close to the FE network alone
+# ($z = 0$) and the MLP — the cell below says on which side in this run; **pooled over the
+# new cluster's samples it comes out on top** (asserted: above the per-sample rule, and at
+# least level with the MLP). The MLP gets its edge on new clusters from the probes, which
+# do carry a new cluster's class balance; ARMED's FE network is trained not to use them,
+# and the random intercepts it borrows through the pooled memberships give that
+# information back, for the whole cluster at once. Note what pooling draws on here: the
+# probes of the new cluster's other samples — the very cluster-level shortcut the
+# adversary keeps out of the fixed effects, used openly, through the random effects and
+# with the cluster's label. The mixed-effects MLP without adversary borrows per sample,
+# as ARMED does by default. The cluster-input MLP meets an all-zero cluster input it never
+# saw in training. The folds scatter widely, so read the fold-wise differences in the plot;
+# `benchmarks/README.md` has the same comparison at the paper's size (1000 points per
+# cluster, five folds).
+
+# %%
+per_sample, pooled_acc = acc["ARMED, z-predictor"], acc["ARMED, z-predictor pooled"]
+side = "above" if per_sample > acc["MLP"] else "below" if per_sample < acc["MLP"] else "level with"
+print(
+    f"In this run the per-sample rule is {side} the MLP ({per_sample - acc['MLP']:+.3f} accuracy) and "
+    f"{per_sample - acc['ARMED, z = 0 (FE only)']:+.3f} from z = 0; pooling adds {pooled_acc - per_sample:+.3f}."
+)
 
 # %% [markdown]
 # ## 3. Reading the z-predictor's soft memberships
 #
 # For every held-out sample the z-predictor returns a probability vector over the seen
-# clusters: per sample with `design_matrix(X, z="zpredictor")`, pooled over each
-# held-out cluster when its labels are passed too (`groups=`). We collect both over all
+# clusters: per sample with `design_matrix(X, z="zpredictor")`, and — for the model with
+# `unseen_pooling="geometric"` — pooled over each held-out cluster when its labels are
+# passed too (`groups=`). Both models were trained alike, so their z-predictors are the
+# same and we read both rules from the pooled one. We collect both over all
 # folds, so that every cluster is held out once. In each heat map, row $k$ is held-out
 # cluster $k$ (left: the average of its samples' vectors; right: its pooled vector) and
 # column $j$ the weight on seen cluster $j$; blank cells are clusters held out in the
 # same fold (not available to the z-predictor). Rows and columns are sorted by the
 # cluster's class-0 share $\rho$ (the labels show ρ and the radius r). **What to look
 # at:** does a held-out cluster's weight sit near the diagonal, on seen clusters with a
-# similar class balance — and how much sharper is the pooled vector?
+# similar class balance — and how does the pooled vector differ?
 
 # %%
 parts = {"per sample": [], "pooled": []}
 for f in range(n_folds):
-    model, (_, test) = fitted[(f, "ARMED, z-predictor")], fitted[("splits", f)]
+    model, (_, test) = fitted[(f, "ARMED, z-predictor pooled")], fitted[("splits", f)]  # its z-predictor: both rules
     for how, g in [("per sample", None), ("pooled", groups[test])]:
         Z = pd.DataFrame(model.design_matrix(X.iloc[test], groups=g, z="zpredictor"), columns=model.groups_)
         parts[how].append(Z.reindex(columns=truth.index).assign(cluster=groups[test]))  # NaN: not in this fold
@@ -284,23 +307,27 @@ for how, m in member.items():
         }
     )
 assert results["spiral_member_per_sample_corr_rho"] > 0.7, "new clusters should sit among seen ones of similar balance"
-assert results["spiral_member_pooled_rmse_rho"] < results["spiral_member_per_sample_rmse_rho"], "pooling removes noise"
+assert results["spiral_member_per_sample_corr_radius"] < results["spiral_member_per_sample_corr_rho"], (
+    "the radius should transfer less well than the class balance"
+)
 
 # %% [markdown]
 # **How to read it.** The memberships are not "which cluster is this" — the true cluster
 # is not among the columns — but "which seen clusters does this sample resemble, *in the
 # features the z-predictor can see*". On the spirals those features are the probes,
 # which carry the class balance, and the spiral's extent. So a held-out cluster is placed
-# among seen clusters of similar class balance (the high correlation above), and ARMED
-# then borrows *their* random intercepts: a sensible guess of the new cluster's class
-# balance. The radius is transferred much less well.
+# among seen clusters of similar class balance (the high correlation above, asserted
+# above 0.7), and ARMED then borrows *their* random intercepts: a sensible guess of the
+# new cluster's class balance. The radius is transferred less well (asserted: a lower
+# correlation; at the default sizes much lower, as printed).
 #
 # Pooling does **not** make the vectors sharper — the pooled vector is a consensus, and
 # where samples point to different seen clusters of similar balance it spreads its
 # weight over all of them (higher entropy). What it removes is the sample-to-sample
 # noise: per sample, the borrowed class balance $\hat\rho$ misses the truth by the RMSE
-# printed above; pooled, every sample of the cluster borrows the same, better estimate.
-# That is where the accuracy gain of the pooled z-predictor comes from.
+# printed above; pooled, every sample of the cluster borrows the same estimate, whose
+# error is never larger (the squared error of an average is at most the average squared
+# error). That is where the accuracy gain of the pooled z-predictor comes from.
 
 # %% [markdown]
 # ## 4. MathAchieve: students of new schools
@@ -329,6 +356,7 @@ reg_models = {
     "MixedLM (random intercept)": OnColumns(MixedLMRegressor(), **students),
     "MLP": OnColumns(MLPRegressor(**net), **students),
     "ARMED, z-predictor": OnColumns(ARMEDRegressor(**net), **students),
+    "ARMED, z-predictor pooled": OnColumns(ARMEDRegressor(unseen_pooling="geometric", **net), **students),
     "MLP + school covariates": MLPRegressor(**net),
     "personalized regression (kNN)": WithCovariates(
         perslib.PersonalizedRegressor(rank=4, n_neighbors_predict=50, device=device, random_state=seed),
@@ -347,10 +375,7 @@ scores_m, fitted_m = cross_validate_models(
     GroupKFold(n_folds_math),
     n_jobs=n_jobs,
     return_estimators=True,
-    variants={
-        "ARMED, z-predictor per sample": ("ARMED, z-predictor", {"z": "zpredictor", "groups": None}),
-        "ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"}),
-    },
+    variants={"ARMED, z = 0 (FE only)": ("ARMED, z-predictor", {"z": "zero"})},
 )
 summary_m = summarize_folds(scores_m)
 print(
@@ -364,11 +389,13 @@ r2 = summary_m.xs("r2", level="metric")[["mean", "low", "high"]]
 print(f"held-out R² on students of unseen schools, GroupKFold({n_folds_math}) (mean and 95% interval):")
 print(r2.round(2).to_string())
 r2m = r2["mean"]
-for other in ["MLP", "ARMED, z-predictor per sample", "ARMED, z = 0 (FE only)"]:
-    print(f"ARMED with pooled z-predictor - {other}: {r2m['ARMED, z-predictor'] - r2m[other]:+.3f}")
-assert r2m["ARMED, z-predictor"] >= r2m["MLP"] - 0.005, "with pooling, ARMED should match the MLP on new schools"
-assert r2m["ARMED, z-predictor"] > r2m["ARMED, z-predictor per sample"], "pooling over the school should help"
+for name in ["ARMED, z-predictor", "ARMED, z-predictor pooled"]:
+    for other in ["MLP", "ARMED, z = 0 (FE only)"]:
+        print(f"{name} - {other}: {r2m[name] - r2m[other]:+.3f}")
 assert r2.loc["MLP + school covariates", "mean"] > r2.loc["MLP", "mean"] + 0.02, "school covariates help new schools"
+assert r2m["MLP + school covariates"] > r2m[["ARMED, z-predictor", "ARMED, z-predictor pooled"]].max(), (
+    "what is known about a new school should beat any guess of which seen schools it resembles"
+)
 results.update({f"math unseen r2 {m}": v for m, v in r2["mean"].items()})
 
 # %%
@@ -384,7 +411,7 @@ plotting.save_figure(fig, out_dir, "math_unseen_scores")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-armed_m, (_, test_m) = fitted_m[(0, "ARMED, z-predictor")].estimator_, fitted_m[("splits", 0)]
+armed_m, (_, test_m) = fitted_m[(0, "ARMED, z-predictor pooled")].estimator_, fitted_m[("splits", 0)]
 for how, g in [("per student", None), ("pooled per school", gm[test_m])]:
     Zm = armed_m.design_matrix(Xm.iloc[test_m][hsb.features], groups=g, z="zpredictor")
     ent_m = float((-(Zm * np.log(np.clip(Zm, 1e-12, None))).sum(axis=1) / np.log(Zm.shape[1])).mean())
@@ -398,21 +425,25 @@ assert results["math_member_entropy_per"] > 0.8, "one student's features barely 
 # %% [markdown]
 # **What to conclude.** The school intercept, which made the difference on seen schools
 # (notebook 04), is unknown for a new school. Per student, the z-predictor cannot tell
-# schools apart, and ARMED with it is no better than the MLP or MixedLM's fixed effects.
-# Pooled over the school's students, the (still diffuse) memberships weight seen schools
-# of similar composition, and their intercepts are a better guess of the new school's:
-# ARMED with the pooled z-predictor edges above the MLP (about +0.01 R²; in the
-# five-fold benchmark +0.006 on average, one fold of five below). The gain is small
-# because composition is only a weak proxy for what makes a school good. What carries
-# over to a new school much better is what we *know* about the school: the MLP with the
-# school covariates as inputs is clearly better. Personalized regression with the kNN rule uses the covariates only
-# to choose whose models to borrow; it stays around the MLP's level and varies more
-# between folds, because each borrowed per-student model is noisy (notebook 02). The
-# encoder, which maps the covariates to a model directly and is trained on all students,
-# transfers better and lands between the MLP and the MLP with covariates in this
-# comparison. The lesson is about information, not architecture: a new cluster
-# can only be served better than average if something observed about it says what it
-# is like.
+# schools apart (asserted: normalised entropy above 0.8), so ARMED by default is about as
+# good as the MLP or MixedLM's fixed effects on new schools — **on this real dataset ARMED
+# does not beat a plain MLP on new clusters** by any margin the folds could support; the
+# cell below says which side of it this run is on. Pooled over the school's students, the
+# (still diffuse) memberships weight seen schools of similar composition, and their
+# intercepts are a slightly better guess of the new school's; the gain, where there is one,
+# is small because composition is only a weak proxy for what makes a school good. What
+# carries over to a new school much better is what we *know* about the school: the MLP
+# with the school covariates as inputs beats every ARMED variant (asserted).
+# Personalized regression with the kNN rule uses the covariates only to choose whose
+# models to borrow, and each borrowed per-student model is noisy (notebook 02); the
+# encoder maps the covariates to a model directly and is trained on all students. The
+# lesson is about information, not architecture: a new cluster can only be served
+# better than average if something observed about it says what it is like.
+
+# %%
+for name in ["ARMED, z-predictor", "ARMED, z-predictor pooled", "personalized regression (encoder)"]:
+    d = r2m[name] - r2m["MLP"]
+    print(f"{name}: {'above' if d > 0 else 'below'} the MLP by {abs(d):.3f} R² on new schools in this run")
 
 # %% [markdown]
 # ## 5. When does the z-predictor help?
@@ -421,20 +452,23 @@ assert results["math_member_entropy_per"] > 0.8, "one student's features barely 
 #   and the random effects of similar seen clusters are a good guess for the new one. On
 #   the spirals the probes reveal the class balance, the z-predictor places new clusters
 #   among seen clusters with a similar balance, and their random intercepts transfer.
-# * **Pool when you can.** If the new cluster's samples arrive together with a shared
-#   label, pass it (`predict(X, groups=new_site)`): the pooled membership averages out
-#   what single samples get wrong. Note what this means in practice: a sample's
-#   prediction then depends on the other samples of its cluster in the same call, so
-#   predict a new cluster's samples together (or pass `unseen_pooling="none"` to keep
-#   predictions sample by sample).
+# * **Pooling can help** when a new cluster's samples arrive together with a shared label
+#   and the features say what kind of cluster it is (the spirals): opt in with
+#   `unseen_pooling="geometric"` and pass the label (`predict(X, groups=new_site)`), and
+#   the pooled membership averages out what single samples get wrong. It is transductive:
+#   a sample's prediction then depends on the other samples of its cluster in the same
+#   call, so predict a new cluster's samples together — and know that cross-validation
+#   scores and one-at-a-time predictions will differ. It helps little where the features
+#   say little about the cluster (MathAchieve).
 # * **It cannot help much** when the features say little about the cluster
 #   (MathAchieve's student features): memberships stay diffuse and ARMED falls back
 #   towards its FE network. It can **hurt** when the features point to the *wrong*
 #   clusters, e.g. a new site whose confounders resemble seen sites with different
 #   effects; the random-$z$ ablation shows how much wrong corrections cost.
-# * Either way, ARMED's FE network is the safe floor for new clusters: trained against
-#   the adversary, it does not depend on cluster shortcuts. Cluster-level covariates, when
-#   they exist, are the better route to a new cluster (as the school covariates show).
+# * $z = 0$ is not a safe floor: ARMED's FE network, trained against the adversary,
+#   does not use cluster shortcuts, but where a shortcut does transfer to new clusters (the
+#   probes here) the conventional MLP uses it and can be ahead. Cluster-level covariates,
+#   when they exist, are the better route to a new cluster (as the school covariates show).
 #
 # **Reference.** K. P. Nguyen, A. H. Treacher, A. A. Montillo. *Adversarially-regularized
 # mixed effects deep learning (ARMED) models for improved interpretability, performance,

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from torch.distributions import Normal, kl_divergence
 
 from perslib.armed import (
@@ -246,14 +247,14 @@ def test_unseen_and_unknown_groups_warn(spirals, fitted_clf):
     assert np.allclose(Zp[5:], Z[5:]) and np.allclose(Zp[:5], Zp[0])
     with pytest.warns(UserWarning):
         d = fitted_clf.decision_function(X.iloc[:10], groups=new)
-    assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Zp), atol=1e-6)  # soft z from the z-predictor
-    per_sample = fitted_clf.set_params(unseen_pooling="none")
+    assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Z), atol=1e-6)  # default: per sample
+    pooled = fitted_clf.set_params(unseen_pooling="geometric")
     try:
         with pytest.warns(UserWarning):
-            d = per_sample.decision_function(X.iloc[:10], groups=new)
+            d = pooled.decision_function(X.iloc[:10], groups=new)
     finally:
-        fitted_clf.set_params(unseen_pooling="geometric")
-    assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Z), atol=1e-6)
+        fitted_clf.set_params(unseen_pooling="none")
+    assert np.allclose(d, fitted_clf.decision_function(X.iloc[:10], z=Zp), atol=1e-6)  # opt-in: pooled
     bad = pickle.loads(pickle.dumps(fitted_clf)).set_params(unseen_pooling="median")
     with pytest.raises(ValueError, match="unseen_pooling"):
         bad.design_matrix(X.iloc[:10], groups=new, z="zpredictor")
@@ -373,7 +374,7 @@ def test_linear_mixed_refit_matches_statsmodels_ml():
     X, y, g, _ = _intercept_data(n_clusters=25, n_per=20, sd=1.0, seed=3)
     H = np.column_stack([np.ones(len(y)), X])
     B = np.ones((len(y), 1))
-    res = linear_mixed_refit(y, H, B, g, 25, tau=np.array([0.3]), sigma=2.0, n_iter=2000, tol=1e-10)
+    res = linear_mixed_refit(y, H, B, g, 25, tau=np.array([0.3]), sigma=2.0)
     ref = sm.MixedLM(y, H, groups=g).fit(reml=False)
     assert np.allclose(res["beta"], ref.fe_params, atol=2e-3)
     assert np.isclose(res["sigma"], np.sqrt(ref.scale), rtol=1e-3)
@@ -500,7 +501,8 @@ def test_pooled_zpredictor_helps_on_new_clusters():
     y = 2 * X[:, 0] - X[:, 1] + b[g] + rng.normal(0, 0.5, len(g))
     X = np.column_stack([X, site])
     new = g >= 20  # 10 clusters never seen in training
-    m = ARMEDRegressor(random_state=0, **dict(FAST, epochs=60)).fit(X[~new], y[~new], groups=g[~new])
+    m = ARMEDRegressor(random_state=0, unseen_pooling="geometric", **dict(FAST, epochs=60))
+    m.fit(X[~new], y[~new], groups=g[~new])
     Zp = m.design_matrix(X[new], groups=g[new], z="zpredictor")
     assert all(np.allclose(Zp[g[new] == k], Zp[g[new] == k][0]) for k in range(20, K))
 
@@ -512,3 +514,66 @@ def test_pooled_zpredictor_helps_on_new_clusters():
     per_sample = mse(m.predict(X[new], z="zpredictor"))  # no groups: nothing to pool
     fixed_only = mse(m.predict(X[new], z="zero"))
     assert pooled < 0.85 * per_sample < 0.85 * fixed_only
+
+
+def test_by_default_a_new_clusters_rows_do_not_depend_on_each_other(spirals, fitted_clf):
+    """The paper's per-sample rule is the default: predicting the rows of a new cluster one
+    at a time gives the predictions of predicting them together (to float32 rounding)."""
+    X, _, _, _ = spirals
+    rows = X.iloc[:25]
+    new = np.array(["new"] * 25, dtype=object)
+    with pytest.warns(UserWarning, match="not seen in training"):
+        together = fitted_clf.predict_proba(rows, groups=new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one_by_one = np.vstack([fitted_clf.predict_proba(rows.iloc[[i]], groups=new[[i]]) for i in range(25)])
+    np.testing.assert_allclose(one_by_one, together, rtol=0, atol=1e-6)
+    pooled = clone(fitted_clf).set_params(unseen_pooling="geometric")
+    pooled.__dict__.update({k: v for k, v in vars(fitted_clf).items() if k.endswith("_") or k.startswith("_")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p_together = pooled.predict_proba(rows, groups=new)
+        p_alone = pooled.predict_proba(rows.iloc[[0]], groups=new[[0]])
+    assert np.abs(p_together[0] - p_alone[0]).max() > 1e-4, "pooling is transductive: the other rows matter"
+
+
+def test_linear_mixed_refit_finds_a_zero_variance_component_and_matches_statsmodels():
+    """Random intercept (sd 1) and a random slope whose true sd is 0: EM crawls towards 0
+    for thousands of steps; the direct ML fit gets there, as statsmodels' ML fit with a
+    diagonal random-effects covariance does."""
+    import statsmodels.api as sm
+    from statsmodels.regression.mixed_linear_model import MixedLMParams
+
+    X, y, g, _ = _intercept_data(n_clusters=40, n_per=25, sd=1.0, seed=5)
+    H = np.column_stack([np.ones(len(y)), X])
+    B = np.column_stack([np.ones(len(y)), X[:, 0]])  # the slope on x0 does not vary by cluster
+    res = linear_mixed_refit(y, H, B, g, 40, tau=np.array([0.5, 0.5]), sigma=1.0)
+    assert res["converged"]
+    free = MixedLMParams.from_components(np.ones(H.shape[1]), np.eye(2))
+    ref = sm.MixedLM(y, H, groups=g, exog_re=B).fit(reml=False, free=free, method=["lbfgs"])
+    ref_tau = np.sqrt(np.diag(np.asarray(ref.cov_re)))
+    assert res["tau"][1] < 0.01 and ref_tau[1] < 0.05  # both near 0; statsmodels stops earlier
+    np.testing.assert_allclose(res["tau"][0], ref_tau[0], rtol=0.05)
+    np.testing.assert_allclose(res["beta"], ref.fe_params, atol=5e-3)
+    np.testing.assert_allclose(res["sigma"], np.sqrt(ref.scale), rtol=2e-3)
+    # the likelihood (evaluated as statsmodels does: equal at its own estimate) is at least statsmodels'
+    from perslib.armed._refit import _cluster_sums, _profile_nll
+
+    sums = _cluster_sums(y, H, B, g, 40)
+
+    def llf(tau, sigma):
+        params = torch.as_tensor(np.log(np.r_[np.asarray(tau) / sigma, sigma]))
+        return -float(_profile_nll(params, sums, 0.0, torch.ones(3))[0]) - 0.5 * len(y) * np.log(2 * np.pi)
+
+    assert np.isclose(llf(ref_tau, np.sqrt(ref.scale)), ref.llf, rtol=0, atol=1e-6)
+    assert llf(res["tau"], res["sigma"]) >= ref.llf
+
+
+def test_linear_mixed_refit_warns_when_it_does_not_converge():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y, g, _ = _intercept_data(n_clusters=20, n_per=20, seed=6)
+    H = np.column_stack([np.ones(len(y)), X])
+    with pytest.warns(ConvergenceWarning, match="did not converge in 1 iteration"):
+        res = linear_mixed_refit(y, H, np.ones((len(y), 1)), g, 20, tau=np.array([5.0]), sigma=5.0, max_iter=1)
+    assert not res["converged"]

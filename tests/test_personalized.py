@@ -57,11 +57,15 @@ def test_low_rank_recovers_parameters_and_metric(sim, low_rank_fit):
     w = m.covariate_weights_
     assert isinstance(w, pd.Series) and list(w.index) == list(U.columns)
     assert w["u_irrelevant_0"] < 0.25 * min(w["u_position"], w["u_process"])
-    np.testing.assert_allclose(m.covariate_shares_, w.to_numpy() / w.sum(), rtol=1e-5)
+    assert np.isclose(w.sum(), 1.0)  # shares; the scale is in matching_
+    # distance matching relates the distances instead of collapsing: a scale far from 0,
+    # parameter distances that grow with covariate distances
+    assert m.matching_["scale"] > 0.1 and m.matching_["correlation"] > 0.3
+    assert 0 < m.matching_["within_bound"] <= 1
 
 
 def test_metric_and_error_do_not_drift_with_many_steps_per_epoch():
-    """Issue 3: at large n an epoch has many Adam steps (n / batch_size); the irrelevant
+    """At large n an epoch has many Adam steps (n / batch_size); the irrelevant
     covariate's share and the parameter error must not grow with them. Batch 64 at
     n = 1500 gives 22 steps per epoch, as n = 11,000 does at the default batch 512 (before
     the fix: share 0.10, θ MSE 0.12 after 30 epochs)."""
@@ -69,7 +73,7 @@ def test_metric_and_error_do_not_drift_with_many_steps_per_epoch():
     m = PersonalizedRegressor(rank=4, batch_size=64, epochs=30, **FAST).fit(X, y, covariates=U)
     w = m.covariate_weights_
     assert w["u_irrelevant_0"] / w.sum() < 0.05
-    assert ((m.coef_ - theta) ** 2).mean() < 0.08  # population model: about 1.5
+    assert ((m.coef_ - theta) ** 2).mean() < 0.11  # population model: about 1.5; batch 512: 0.06
 
 
 def test_new_sample_prediction_knn_rule(sim, low_rank_fit):
@@ -166,7 +170,8 @@ def test_homogeneous_data_gives_back_population_model():
     U = rng.uniform(size=(500, 2))
     m = PersonalizedRegressor(rank=2, epochs=100, **FAST).fit(X, y, covariates=U)
     np.testing.assert_allclose(m.population_coef_, true, atol=0.05)
-    np.testing.assert_allclose(m.coef_, np.broadcast_to(m.population_coef_, m.coef_.shape), atol=0.1)
+    dev = np.abs(m.coef_ - m.population_coef_)
+    assert dev.mean() < 0.03 and dev.max() < 0.15  # no personalization where there is none
     assert isinstance(m.covariate_weights_, np.ndarray) and m.covariate_weights_.shape == (2,)
 
 
@@ -305,3 +310,45 @@ def test_snapshots_start_at_population_and_relax(sim):
     assert truth_err[1] < truth_err[0]
     with pytest.raises(ValueError, match="snapshot_epochs"):
         PersonalizedRegressor(snapshot_epochs=[-1], **FAST).fit(X, y, covariates=U)
+
+
+def test_default_chooses_the_rank_by_held_out_loss(sim):
+    """PersonalizedRegressor() is low rank: rank="auto" tries 1, 2, 4, … and keeps the
+    smallest rank within 1 % of the best held-out loss; on the simulation (θ needs about
+    four directions) it lands at 4 or above and recovers θ far better than the population."""
+    X, y, U, theta, *_ = sim
+    m = PersonalizedRegressor(**FAST).fit(X, y, covariates=U)
+    scores = m.rank_scores_
+    assert list(scores.index) == [1, 2, 4, 6] and m.rank_ >= 4  # p + 1 = 6 < 8
+    assert scores[m.rank_] <= 1.01 * scores.min() and all(
+        scores[q] > 1.01 * scores.min() for q in scores.index if q < m.rank_
+    )
+    assert scores[1] > 2 * scores[m.rank_]
+    assert ((m.coef_ - theta) ** 2).mean() < 0.1 * ((m.population_coef_ - theta) ** 2).mean()
+    with pytest.raises(ValueError, match="val_fraction must be > 0"):
+        PersonalizedRegressor(**{**FAST, "val_fraction": 0.0}).fit(X, y, covariates=U)
+
+
+def test_paper_objective_has_no_transfer_term_and_learns_its_metric(sim):
+    X, y, U, *_ = sim
+    m = PersonalizedRegressor(rank=4, objective="paper", epochs=40, **FAST).fit(X, y, covariates=U)
+    assert (m.history_["transfer_loss"] == 0).all()
+    assert m.history_["metric_scale"].std() > 0  # φ moves with the matching term
+    b = PersonalizedRegressor(rank=4, objective="bound", epochs=40, **FAST).fit(X, y, covariates=U)
+    assert (b.history_["transfer_loss"] > 0).all()
+
+
+def test_tied_covariates_get_random_partners_among_the_ties():
+    """Samples that share their covariates (students of one school) used to get the same
+    lowest-numbered k partners at every refresh; ties are now broken at random."""
+    points = np.repeat(np.array([[0.0], [1.0], [2.0]]), 30, axis=0)  # 3 groups of 30 identical rows
+    fixed = knn_table(points, 5)
+    assert len(np.unique(fixed)) <= 3 * 6  # the same few rows of each group, for everyone
+    rng = np.random.default_rng(0)
+    shuffled = knn_table(points, 5, rng=rng)
+    assert len(np.unique(shuffled)) > 0.9 * len(points)
+    assert (
+        np.repeat(np.arange(3), 30)[shuffled] == np.repeat(np.arange(3), 30)[:, None]
+    ).all()  # still within the group
+    assert not (shuffled == np.arange(90)[:, None]).any()  # never oneself
+    np.testing.assert_array_equal(knn_table(points, 5, rng=np.random.default_rng(0)), shuffled)  # seeded

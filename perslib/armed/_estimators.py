@@ -111,7 +111,7 @@ class _ARMEDBase(PerslibEstimator):
         kl_weight: float | str = "auto",
         refit: bool = True,
         unseen: str = "zpredictor",
-        unseen_pooling: str = "geometric",
+        unseen_pooling: str = "none",
         zpredictor_hidden: Sequence[int] = (32, 32),
         epochs: int = 100,
         batch_size: int = 64,
@@ -175,6 +175,25 @@ class _ARMEDBase(PerslibEstimator):
             X = self.scaler_.transform(X)
         return torch.as_tensor(X, dtype=torch.float32, device=self.device_)
 
+    def _fit_scaler(self, X: np.ndarray):
+        """The input scaler (None without standardization); the image estimators scale per channel."""
+        return StandardScaler().fit(X) if self.standardize else None
+
+    def _make_zpredictor(self, seed: int):
+        """The unfitted z-predictor, a classifier of the training cluster from the inputs."""
+        return MLPClassifier(
+            self.zpredictor_hidden,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            val_fraction=self.val_fraction,
+            patience=self.patience,
+            standardize=self.standardize,
+            device=self.device,
+            random_state=seed,
+            progress=self.progress,
+        )
+
     # ------------------------------------------------------------------ fit
     def _fit(self, X_raw: np.ndarray, target: np.ndarray, groups: np.ndarray, stratify_extra=None):
         rng, torch_seed = self._random_streams()
@@ -183,7 +202,7 @@ class _ARMEDBase(PerslibEstimator):
         self._group_index = pd.Index(self.groups_)
         codes = self._group_index.get_indexer(groups)
         K = self.n_clusters_ = len(self.groups_)
-        self.scaler_ = StandardScaler().fit(X_raw) if self.standardize else None
+        self.scaler_ = self._fit_scaler(X_raw)
         strat = codes.astype(str)
         if stratify_extra is not None:
             strat = np.char.add(np.char.add(strat, "|"), stratify_extra.astype(str))
@@ -200,18 +219,7 @@ class _ARMEDBase(PerslibEstimator):
                 self.refit_ = refit_network(self.net_, Xt, target, codes, ridge=self.weight_decay)
         self.zpredictor_ = None
         if self.has_random_effects_ and self.unseen == "zpredictor" and K >= 2:
-            self.zpredictor_ = MLPClassifier(
-                self.zpredictor_hidden,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                val_fraction=self.val_fraction,
-                patience=self.patience,
-                standardize=self.standardize,
-                device=self.device,
-                random_state=int(rng.integers(2**31 - 1)),
-                progress=self.progress,
-            ).fit(X_raw, codes)
+            self.zpredictor_ = self._make_zpredictor(int(rng.integers(2**31 - 1))).fit(X_raw, codes)
         self._rng_seed = int(rng.integers(2**31 - 1))
         self._store_effects()
         return self
@@ -308,10 +316,11 @@ class _ARMEDBase(PerslibEstimator):
         one-hot row per sample (ablation). ``"zpredictor"``: the z-predictor for every
         row. An array (n, K) is used as given.
 
-        With ``unseen_pooling`` other than ``"none"``, the z-predictor rows that share a
-        cluster label are pooled into one membership vector per cluster
-        (:func:`perslib.armed.pool_memberships`): a sample's prediction then depends on
-        the other samples of its cluster passed in the same call.
+        By default (``unseen_pooling="none"``) every row gets its own memberships. With
+        pooling (opt-in), the z-predictor rows that share a cluster label are pooled into
+        one membership vector per cluster (:func:`perslib.armed.pool_memberships`): a
+        sample's prediction then depends on the other samples of its cluster passed in the
+        same call.
 
         Parameters
         ----------
@@ -411,10 +420,13 @@ class ARMEDClassifier(BinaryClassifierMixin, ClassifierMixin, _ARMEDBase):
     unseen : {"zpredictor", "fixed"}, default="zpredictor"
         Clusters not seen in training: the z-predictor's soft memberships over the
         training clusters, or z = 0 (fixed effects only).
-    unseen_pooling : {"geometric", "arithmetic", "none"}, default="geometric"
-        How the z-predictor's memberships are combined over the samples of one unseen
-        cluster passed to ``predict`` together: pooled log-probabilities, their mean, or
-        each sample's own vector (the paper's rule).
+    unseen_pooling : {"none", "geometric", "arithmetic"}, default="none"
+        ``"none"``: each sample of a cluster not seen in training gets its own
+        z-predictor memberships (the paper's rule; a row's prediction never depends on the
+        other rows passed with it). ``"geometric"`` / ``"arithmetic"`` pool the
+        memberships over the rows that share an unseen ``groups`` label in one ``predict``
+        call (their mean log-probability, or their mean): transductive, opt-in — the
+        prediction of a row then depends on the other rows of its cluster in that call.
     zpredictor_hidden : sequence of int, default=(32, 32)
     epochs : int, default=100
     batch_size : int, default=64

@@ -39,6 +39,8 @@ from perslib.personalized._partners import NEIGHBOR_MODES, PartnerTable, Snapsho
 __all__ = ["PersonalizedClassifier", "PersonalizedRegressor"]
 
 _NONNEGATIVE = [Interval(Real, 0, None)]
+AUTO_RANKS = (1, 2, 4, 8)  # ranks rank="auto" tries (and p + 1 when below 8)
+AUTO_RANK_GAIN = 0.01  # it keeps the smallest rank whose held-out loss is within 1 % of the best
 _POSITIVE_INT = [Interval(Integral, 1, None)]
 
 
@@ -48,7 +50,8 @@ class _PersonalizedBase(PerslibEstimator):
     _task = "linear"
     _requires_covariates = True
     _parameter_constraints = {
-        "rank": [Options(None), Interval(Integral, 1, None)],
+        "rank": [Options(None, "auto"), Interval(Integral, 1, None)],
+        "objective": [Options("bound", "match", "paper")],
         "neighbors": [Options(*NEIGHBOR_MODES)],
         "n_neighbors": _POSITIVE_INT,
         "refresh_every": _POSITIVE_INT,
@@ -80,14 +83,15 @@ class _PersonalizedBase(PerslibEstimator):
 
     def __init__(
         self,
-        rank: int | None = None,
+        rank: int | str | None = "auto",
         *,
+        objective: str = "bound",
         neighbors: str = "covariate",
         n_neighbors: int = 10,
         refresh_every: int = 1,
         matching_weight: float | None = None,
         pull: float = 1e-2,
-        metric_penalty: float = 1.0,
+        metric_penalty: float = 1e-2,
         metric_learning: float = 1.0,
         latent_decay: float = 1e-3,
         population_alpha: float = 1.0,
@@ -108,6 +112,7 @@ class _PersonalizedBase(PerslibEstimator):
         snapshot_epochs: Sequence[int] | None = None,
     ) -> None:
         self.rank = rank
+        self.objective = objective
         self.neighbors = neighbors
         self.n_neighbors = n_neighbors
         self.refresh_every = refresh_every
@@ -145,9 +150,10 @@ class _PersonalizedBase(PerslibEstimator):
         return self.covariate_space_.transform(covariates)
 
     def _objective(self) -> Objective:
-        gamma = self.matching_weight if self.matching_weight is not None else (100.0 if self.rank is None else 10.0)
+        gamma = self.matching_weight if self.matching_weight is not None else 100.0
         return Objective(
             task=self._task,
+            kind=self.objective,
             matching_weight=gamma,
             pull=self.pull,
             metric_penalty=self.metric_penalty,
@@ -174,6 +180,29 @@ class _PersonalizedBase(PerslibEstimator):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, covariates, target: np.ndarray):
+        """Fit at the given rank, or (``rank="auto"``) choose it by the held-out loss."""
+        if self.rank != "auto":
+            return self._fit_rank(self.rank, X, covariates, target)
+        if not self.val_fraction > 0:
+            raise ValueError("rank='auto' chooses the rank by the held-out samples' loss: val_fraction must be > 0")
+        t0 = time.perf_counter()
+        n_params = X.shape[1] + 1
+        candidates = sorted(
+            {q for q in AUTO_RANKS if q <= n_params} | ({n_params} if n_params < max(AUTO_RANKS) else set())
+        )
+        scores, fits = {}, {}
+        for q in candidates:
+            self._fit_rank(q, X, covariates, target)
+            scores[q], fits[q] = float(self.history_["val_loss"].min()), dict(vars(self))
+        # the smallest rank within 1 % of the best held-out loss: a larger dictionary must pay for itself
+        chosen = min(q for q in candidates if scores[q] <= min(scores.values()) * (1 + AUTO_RANK_GAIN))
+        self.__dict__.update(fits[chosen])
+        self.rank_scores_ = pd.Series(scores, name="held-out loss").rename_axis("rank")
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def _fit_rank(self, rank, X, covariates, target: np.ndarray):
+        self.rank_ = rank
         t0 = time.perf_counter()
         rng, torch_seed = self._random_streams()
         self.device_ = resolve_device(self.device)
@@ -183,7 +212,7 @@ class _PersonalizedBase(PerslibEstimator):
                 len(d.train_idx),
                 d.X.shape[1],
                 d.cov.shape[1],
-                self.rank,
+                self.rank_,
                 d.theta_pop,
                 rng,
                 encoder_in=d.feats.shape[1] if self.encoder == "mlp" else None,
@@ -202,9 +231,7 @@ class _PersonalizedBase(PerslibEstimator):
             snapshots = Snapshots(module, self.snapshot_epochs)
             self.history_ = self._train(module, d, partners, snapshots, torch_seed)
         self.n_epochs_ = int(len(self.history_))
-        self._store_fit(
-            module, len(X), d.train_idx, d.val_idx, d.cov, d.feats, d.theta_pop, partners.table, snapshots.values
-        )
+        self._store_fit(module, d, partners.table, snapshots.values)
         self.fit_time_ = time.perf_counter() - t0
         return self
 
@@ -274,8 +301,9 @@ class _PersonalizedBase(PerslibEstimator):
             callbacks=[snapshots, partners],
         )
 
-    def _store_fit(self, module, n, train_idx, val_idx, cov, Ft, theta_pop, partners, snapshots) -> None:
+    def _store_fit(self, module, d, partners, snapshots) -> None:
         """The fitted state, NumPy and CPU only (the module itself is not kept)."""
+        train_idx, val_idx, cov, Ft, theta_pop, n = d.train_idx, d.val_idx, d.cov, d.feats, d.theta_pop, len(d.cov)
         module.eval()
         with torch.no_grad():
             idx_all = torch.arange(len(train_idx), device=self.device_)
@@ -285,8 +313,8 @@ class _PersonalizedBase(PerslibEstimator):
             if len(val_idx):
                 latent_val = self._predicted_latent(module, cov[val_idx], Ft[val_idx])
                 theta_all[val_idx] = module.from_latent(latent_val).cpu().numpy()
-            phi = module.phi().cpu().numpy().astype(np.float64)
             shares = module.shares().cpu().numpy().astype(np.float64)
+        self.matching_ = module.matching_diagnostic(partners, d.U[train_idx], d.categorical)
         self.partners_ = train_idx[partners.cpu().numpy()]  # last partner table (n_fit, k), original row numbers
         self.heldout_ = np.zeros(n, dtype=bool)
         self.heldout_[val_idx] = True
@@ -297,8 +325,10 @@ class _PersonalizedBase(PerslibEstimator):
         pop_coef, pop_int = self._unstandardize(theta_pop[None, :])
         self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_int[0])
         names = self.covariate_space_.columns_
-        self.covariate_weights_ = pd.Series(phi, index=names, name="weight") if self.covariate_space_.frame_ else phi
-        if self.rank is not None:
+        self.covariate_weights_ = (
+            pd.Series(shares, index=names, name="share") if self.covariate_space_.frame_ else shares
+        )
+        if self.rank_ is not None:
             Q = module.Q.detach().cpu().numpy().astype(np.float64)
             self.dictionary_ = Q[:, :-1] * (self._y_scale / self.x_scale_)
             emb = np.empty((n, Q.shape[0]))
@@ -312,7 +342,6 @@ class _PersonalizedBase(PerslibEstimator):
                 self.parameter_weights_ = module.theta_metric()[:-1].cpu().numpy().astype(np.float64)
                 self.parameter_scale_ = float(torch.nn.functional.softplus(module.scale_raw))
             self._Q = None
-        self.covariate_shares_ = shares
         self._search_train = self.covariate_space_.search_matrix(self._cov_train, shares)
         self.neighbors_index_ = NearestNeighbors(algorithm="kd_tree", metric="manhattan").fit(self._search_train)
         self.encoder_ = module.encoder.cpu().eval() if module.encoder is not None else None
@@ -350,10 +379,10 @@ class _PersonalizedBase(PerslibEstimator):
             feats = torch.as_tensor(self.covariate_space_.feature_matrix(cov), dtype=torch.float32)
             with torch.no_grad():
                 latent = self.encoder_(feats).numpy().astype(np.float64)
-            theta = latent if self.rank is None else self._theta_pop_std + latent @ self._Q
+            theta = latent if self.rank_ is None else self._theta_pop_std + latent @ self._Q
         else:
             k = min(self.n_neighbors_predict, self._search_train.shape[0])
-            query = self.covariate_space_.search_matrix(cov, self.covariate_shares_)
+            query = self.covariate_space_.search_matrix(cov, np.asarray(self.covariate_weights_, dtype=np.float64))
             ind = self.neighbors_index_.kneighbors(query, n_neighbors=k, return_distance=False)
             theta = self._theta_train_std[ind].mean(1)
         return self._unstandardize(theta)
@@ -370,9 +399,20 @@ class _PersonalizedBase(PerslibEstimator):
 _DOC_PARAMS = """
     Parameters
     ----------
-    rank : int or None, default=None
-        ``None``: full rank (ISMB 2018), one free θ_i per sample. ``q``: low rank (NeurIPS
-        2019), θ_i = θ_pop + Qᵀz_i with ``z_i ∈ R^q``.
+    rank : "auto", int or None, default="auto"
+        ``q``: low rank (NeurIPS 2019), θ_i = θ_pop + Qᵀz_i with ``z_i ∈ R^q``.
+        ``"auto"``: q chosen among 1, 2, 4, 8 (and p + 1 when smaller) by the loss on the
+        held-out samples: the smallest q within 1 % of the best (one fit per rank tried). ``None``: full rank (ISMB 2018), one free
+        θ_i per sample.
+    objective : {"bound", "match", "paper"}, default="bound"
+        The distance-matching term. ``"bound"``: the models of two partners may be no
+        farther apart than s·πᵀΔ (their covariate distance under the learned shares π
+        times a scale s fitted in closed form, least squares over the minibatch's pairs);
+        farther pairs are pulled together. ``"match"``: the same scale, every pair pulled
+        or pushed to exactly s·πᵀΔ (two-sided). In both the shares π are learned by the
+        kNN-transfer term (``metric_learning``). ``"paper"``: exactly the NeurIPS 2019
+        objective, ``(‖z_i − z_j‖ − φᵀΔ_ij)²`` with φ learned by this term and an L1
+        penalty ``metric_penalty·Σφ``, no transfer term.
     neighbors : {"covariate", "latent", "random"}, default="covariate"
         How the ``n_neighbors`` partner pairs of each sample are chosen.
     n_neighbors : int, default=10
@@ -380,15 +420,15 @@ _DOC_PARAMS = """
     refresh_every : int, default=1
         Epochs between partner refreshes.
     matching_weight : float or None, default=None
-        γ, weight of the distance-matching term; ``None`` means 10 for low rank and 100
-        for full rank (free θ_i need the stronger coupling).
+        γ, weight of the distance-matching term; ``None`` means 100.
     pull : float, default=1e-2
         λ, weight of ``‖θ_i − θ_pop‖²`` (standardized units).
-    metric_penalty : float, default=1.0
-        υ, L1 penalty ``υ·Σφ = υ·s`` on the scale of the covariate metric.
+    metric_penalty : float, default=1e-2
+        υ, L1 penalty ``υ·Σφ`` on the covariate metric (``objective="paper"`` only; the
+        other objectives fit the scale in closed form).
     metric_learning : float, default=1.0
-        μ, weight of the kNN-transfer loss that teaches the shares π; with 0 they stay
-        uniform.
+        μ, weight of the kNN-transfer loss that teaches the shares π (objectives
+        ``"bound"`` and ``"match"``); with 0 they stay uniform.
     latent_decay : float, default=1e-3
         ω, weight decay on Z and Q (low rank only).
     population_alpha : float, default=1.0
@@ -432,9 +472,17 @@ _DOC_PARAMS = """
     population_coef_ : ndarray of shape (p,)
     population_intercept_ : float
     covariate_weights_ : pandas.Series (DataFrame covariates) or ndarray of shape (K,)
-        The learned covariate metric φ = s·π (per unit of mean pairwise covariate distance).
-    covariate_shares_ : ndarray of shape (K,)
-        π = φ / Σφ (sums to 1), which partner search and the kNN rule use.
+        The learned covariate metric's shares π (sum 1): which covariates decide who is
+        close; partner search and the kNN rule use them. The metric is φ = s·π with the
+        scale s in ``matching_``.
+    matching_ : dict
+        How the fitted models' distances relate to the covariate distances over the last
+        partner pairs: ``scale`` s, ``correlation`` of ``d_param(i, j)`` with ``πᵀΔ_ij``,
+        and the share of pairs ``within_bound`` (``d_param ≤ s·πᵀΔ``).
+    rank_ : int or None
+        The rank used (chosen by ``rank="auto"``).
+    rank_scores_ : pandas.Series
+        ``rank="auto"`` only: the held-out loss of each rank tried.
     dictionary_ : ndarray of shape (q, p)
         Low rank only: coefficient directions of the latent coordinates (user's units;
         ``coef_ = population_coef_ + embeddings_ @ dictionary_``).

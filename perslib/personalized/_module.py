@@ -47,10 +47,11 @@ class Objective:
     """Weights of the terms of the objective (module docstring)."""
 
     task: str = "linear"  # "linear" (½ squared error) or "logistic"
-    matching_weight: float = 10.0  # γ
+    kind: str = "bound"  # "bound" / "match": closed-form scale, shares by transfer; "paper": NeurIPS 2019
+    matching_weight: float = 100.0  # γ
     pull: float = 1e-2  # λ
-    metric_penalty: float = 1.0  # υ
-    metric_learning: float = 1.0  # μ; 0 switches the transfer term off
+    metric_penalty: float = 1e-2  # υ, L1 on Σφ (kind "paper")
+    metric_learning: float = 1.0  # μ; 0 switches the transfer term off (kinds "bound", "match")
     latent_decay: float = 1e-3  # ω (low rank)
     encoder_weight: float = 1.0  # weight of ‖f(u_i) − sg(z_i)‖²
 
@@ -197,11 +198,23 @@ class PersonalizedModule(nn.Module):
         theta = self.params_of(idx)
         pred = self.prediction_loss((X[idx] * theta).sum(1), y[idx])
         deltas = pair_deltas(U[idx][:, None, :], U[partners], categorical)
-        pi, s_phi = self.shares(), self.phi_scale()
-        match = distance_matching_loss(
-            self.param_distance(idx, partners), deltas, s_phi * pi.detach()
-        )  # moves s, not π
-        if o.metric_learning > 0:  # π-only signal: do the partners' θ, weighted by πᵀΔ, predict y_i?
+        pi = self.shares()
+        param_dist = self.param_distance(idx, partners)
+        if o.kind == "paper":  # φ = s·π learned by the matching term itself, L1 on Σφ = s
+            s_phi = self.phi_scale()
+            match = distance_matching_loss(param_dist, deltas, s_phi * pi)
+            penalty = o.metric_penalty * s_phi
+        else:  # the scale in closed form: the least-squares s for these pairs, s = Σ dδ / Σ δ² (δ = πᵀΔ)
+            delta = deltas @ pi.detach()
+            s_phi = (param_dist.detach() * delta).sum() / (delta**2).sum().clamp_min(1e-12)
+            gap = param_dist - s_phi * delta
+            # "bound": only pairs farther apart than s·δ are pulled in (a Lipschitz bound on θ(u));
+            # "match": every pair is pulled or pushed to s·δ (two-sided matching)
+            match = ((torch.relu(gap) if o.kind == "bound" else gap) ** 2).mean()
+            penalty = torch.zeros((), device=X.device)
+        if (
+            o.kind != "paper" and o.metric_learning > 0
+        ):  # π-only signal: do the partners' θ, weighted by πᵀΔ, predict y_i?
             dist = deltas @ pi
             tau = F.softplus(self.tau_raw) * (dist.detach().mean() + 1e-12)  # relative to the neighbourhood's scale
             with torch.no_grad():
@@ -212,13 +225,7 @@ class PersonalizedModule(nn.Module):
         else:
             transfer = torch.zeros((), device=X.device)
         pull = ((theta - self.theta_pop) ** 2).sum(1).mean()
-        loss = (
-            pred
-            + 0.5 * o.matching_weight * match
-            + o.pull * pull
-            + o.metric_penalty * s_phi
-            + o.metric_learning * transfer
-        )
+        loss = pred + 0.5 * o.matching_weight * match + o.pull * pull + penalty + o.metric_learning * transfer
         if self.rank is None:
             w_theta = self.theta_metric()[:-1]
             loss = (
@@ -233,7 +240,25 @@ class PersonalizedModule(nn.Module):
             enc_fit = ((latent_hat - self.latent_of(idx).detach()) ** 2).sum(1).mean()
             enc_pred = self.prediction_loss((X[idx] * self.from_latent(latent_hat)).sum(1), y[idx])
             loss = loss + o.encoder_weight * enc_fit + enc_pred
-        return loss, {"pred_loss": pred, "match_loss": match, "transfer_loss": transfer}
+        return loss, {"pred_loss": pred, "match_loss": match, "transfer_loss": transfer, "metric_scale": s_phi.detach()}
+
+    @torch.no_grad()
+    def matching_diagnostic(self, partners, U, categorical) -> dict:
+        """How parameter distances relate to covariate distances over the partner pairs.
+
+        Returns the metric's ``scale`` s (closed form over all pairs, or the learned one
+        for the paper's objective), the Pearson ``correlation`` of ``d_param(i, j)`` with
+        ``πᵀΔ_ij``, and the share of pairs ``within_bound`` (``d_param ≤ s·πᵀΔ``).
+        """
+        idx = torch.arange(partners.shape[0], device=partners.device)
+        d = self.param_distance(idx, partners).flatten().double()
+        delta = (pair_deltas(U[idx][:, None, :], U[partners], categorical) @ self.shares()).flatten().double()
+        if self.objective.kind == "paper":
+            scale = float(self.phi_scale())
+        else:
+            scale = float((d * delta).sum() / (delta**2).sum().clamp_min(1e-12))
+        r = float(torch.corrcoef(torch.stack([d, delta]))[0, 1]) if d.std() > 0 and delta.std() > 0 else float("nan")
+        return {"scale": scale, "correlation": r, "within_bound": float((d <= scale * delta + 1e-12).double().mean())}
 
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self, lr: float) -> _JointOptimizer:

@@ -26,19 +26,32 @@ NEIGHBOR_MODES = ("covariate", "latent", "random")
 
 
 # ---------------------------------------------------------------- neighbour search
-def knn_table(points: np.ndarray, k: int, metric: str = "manhattan", query: np.ndarray | None = None) -> np.ndarray:
+def knn_table(
+    points: np.ndarray,
+    k: int,
+    metric: str = "manhattan",
+    query: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Indices of the ``k`` nearest rows of ``points`` (KD-tree, O(n log n)), shape (m, k).
 
-    Without ``query`` each row's own index is excluded (its k nearest *other* rows).
+    Without ``query`` each row's own index is excluded (its k nearest *other* rows). With
+    ``rng``, ties are broken at random: every point moves by a random amount far below any
+    real distance (1e-9 of the largest coordinate), so that among equally distant
+    candidates (samples that share their covariates, such as the students of one school)
+    each sample gets its own random k, different at each call, instead of all of them the
+    same lowest-numbered ones.
     """
     n = points.shape[0]
     k_eff = min(k, n - 1 if query is None else n)
+    if rng is not None:
+        eps = 1e-9 * max(float(np.abs(points).max(initial=0.0)), 1.0)
+        points = points + eps * rng.uniform(-1.0, 1.0, size=points.shape)
     nn = NearestNeighbors(n_neighbors=max(k_eff, 1), algorithm="kd_tree", metric=metric).fit(points)
-    ind = (
-        nn.kneighbors(query, n_neighbors=k_eff, return_distance=False)
-        if query is not None
-        else nn.kneighbors(n_neighbors=k_eff, return_distance=False)
-    )
+    if query is not None:
+        ind = nn.kneighbors(query, n_neighbors=k_eff, return_distance=False)
+    else:
+        ind = nn.kneighbors(n_neighbors=k_eff, return_distance=False)
     if k_eff < k:  # fewer candidates than asked for: repeat columns
         ind = ind[:, np.arange(k) % max(k_eff, 1)]
     return ind.astype(np.int64)
@@ -91,12 +104,14 @@ class PartnerTable:
         if self.mode == "random":
             return random_partners(n, self.k, self.rng)
         if self.mode == "covariate":
-            return knn_table(self.search_points(), self.k)
+            return knn_table(self.search_points(), self.k, rng=self.rng)
         module = self.module
         with torch.no_grad():
             if module.rank is None:
-                return knn_table((module.theta * module.theta_metric()).cpu().numpy(), self.k, metric="manhattan")
-            return knn_table(module.Z.cpu().numpy(), self.k, metric="euclidean")
+                return knn_table(
+                    (module.theta * module.theta_metric()).cpu().numpy(), self.k, metric="manhattan", rng=self.rng
+                )
+            return knn_table(module.Z.cpu().numpy(), self.k, metric="euclidean", rng=self.rng)
 
     def on_epoch_start(self, epoch: int) -> None:
         if epoch % self.every == 0:
