@@ -1,8 +1,9 @@
 # perslib — two commands do everything on a fresh machine (Python >= 3.10 with pip and venv):
 #   make run    set up .venv, then execute every notebook with papermill into build/ (ipynb + HTML)
 #   make test   set up .venv, then run the whole test suite
-# Other targets: make smoke, make lab, make lint, make test-portable, make test-gpu, make notebooks (refresh the
-# committed .ipynb), make expected (re-measure the notebooks' reference figures), make clean.
+# Other targets: make site (after make run: the executed series as a browsable course site in build/site),
+# make smoke, make lab, make lint, make test-portable, make test-gpu, make notebooks (refresh the committed
+# .ipynb), make expected (re-measure the notebooks' reference figures), make clean.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -32,10 +33,10 @@ PYTEST := PERSLIB_PROGRESS=0 MPLBACKEND=Agg $(BIN)/python -m pytest
 # MKL limited to SSE4.2. Trained figures then differ in their last digits, as on other machines.
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2
 
-.PHONY: help setup run smoke lint test test-portable test-gpu lab notebooks expected clean
+.PHONY: help setup run site smoke lint test test-portable test-gpu lab notebooks expected clean
 
 help:
-	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,6p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,12 @@ setup: $(STAMP)
 run: setup
 	PERSLIB_PROGRESS=0 $(BIN)/python -m perslib.reports --out build
 
+# The executed notebooks of `make run` (build/NN_name.ipynb and .html) as a static course site:
+# build/site/index.html (titles, what each teaches, run times, links) and every page, each opening
+# offline. Says to run `make run` first when build/ holds no executed notebook.
+site: setup
+	$(BIN)/python -m perslib site --build build --out build/site
+
 smoke: setup
 	PERSLIB_PROGRESS=0 $(BIN)/python -m perslib.reports --profile smoke --out build/smoke
 
@@ -61,9 +68,10 @@ lint: setup
 test: setup lint
 	$(PYTEST) -m "not gpu" tests $(PYTEST_ARGS)
 
-# The unit tests and the default-run notebook checks again, on other floating-point kernels.
+# The unit tests and the default-run notebook checks again, on other floating-point kernels
+# (the API-contract tests and the smoke runs do not depend on them and are skipped).
 test-portable: setup
-	$(PORTABLE_ENV) $(PYTEST) -m "not gpu and not smoke" tests $(PYTEST_ARGS)
+	$(PORTABLE_ENV) $(PYTEST) -m "not gpu and not smoke and not contract" tests $(PYTEST_ARGS)
 
 test-gpu:
 	@if [ "$(HAS_GPU)" != "yes" ]; then \

@@ -3,7 +3,8 @@
 ``perslib.personalized`` (personalized regression, Lengerich et al. 2018/2019) and
 ``perslib.armed`` (ARMED mixed-effects deep learning, Nguyen et al. 2023) are the two
 method families; ``perslib.evaluation``, ``perslib.data``, ``perslib.plotting`` and
-``perslib.reports`` serve the tutorial notebooks. The main estimators, ``set_seed``,
+``perslib.reports`` serve the tutorial notebooks, ``perslib.analysis`` the report on a user's
+own data (``perslib report``). The main estimators, ``set_seed``,
 ``resolve_device`` and ``load`` are importable from here.
 """
 
@@ -11,17 +12,20 @@ import importlib
 
 from perslib._core.persistence import load
 from perslib._core.runtime import resolve_device, set_seed
-from perslib.armed import ARMEDClassifier, ARMEDRegressor
+from perslib.armed import ARMEDClassifier, ARMEDImageClassifier, ARMEDRegressor
+from perslib.cnn import CNNClassifier
 from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor
 
 __version__ = "0.2.0"
 
-_SUBMODULES = {"armed", "data", "evaluation", "mlp", "personalized", "plotting", "reports"}
+_SUBMODULES = {"analysis", "armed", "cnn", "data", "evaluation", "mlp", "personalized", "plotting", "reports"}
 
 __all__ = [
     "ARMEDClassifier",
+    "ARMEDImageClassifier",
     "ARMEDRegressor",
+    "CNNClassifier",
     "MLPClassifier",
     "MLPRegressor",
     "PersonalizedClassifier",

@@ -23,16 +23,21 @@ from sklearn.exceptions import NotFittedError
 import perslib
 from perslib.armed import (
     ARMEDClassifier,
+    ARMEDImageClassifier,
     ARMEDRegressor,
     BayesMixedGLMClassifier,
+    ClusterInputCNNClassifier,
     ClusterInputMLPClassifier,
     ClusterInputMLPRegressor,
+    DomainAdversarialCNNClassifier,
     DomainAdversarialMLPClassifier,
     DomainAdversarialMLPRegressor,
+    MixedEffectsCNNClassifier,
     MixedEffectsMLPClassifier,
     MixedEffectsMLPRegressor,
     MixedLMRegressor,
 )
+from perslib.cnn import CNNClassifier
 from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.personalized import (
     KNNLocalRegressor,
@@ -44,6 +49,8 @@ from perslib.personalized import (
     VaryingCoefficientClassifier,
     VaryingCoefficientRegressor,
 )
+
+pytestmark = pytest.mark.contract  # the API contract: make test-portable skips it
 
 NET = {"epochs": 3, "batch_size": 32, "hidden": (8,), "device": "cpu", "random_state": 0, "progress": False}
 ARMED = {**NET, "adversary_hidden": (4,), "zpredictor_hidden": (4,)}
@@ -292,3 +299,51 @@ def test_parameter_constraints_name_the_parameter(data):
         ARMEDRegressor(slopes="quadratic").fit(X, y_reg, groups=g)
     with pytest.raises(TypeError, match="positional"):
         MLPRegressor((8,), "relu")  # keyword-only after the first argument
+
+
+# -- image estimators (perslib.cnn, ARMED on the convolutional backbone) ------------------------
+CNN_NET = {**NET, "channels": (4,), "hidden": (8,)}
+ARMED_CNN = {**CNN_NET, "adversary_hidden": (4,), "zpredictor_channels": (4,), "zpredictor_hidden": (4,)}
+IMAGE_CASES = [
+    CNNClassifier(**CNN_NET),
+    ClusterInputCNNClassifier(**CNN_NET),
+    ARMEDImageClassifier(**ARMED_CNN),
+    DomainAdversarialCNNClassifier(**ARMED_CNN),
+    MixedEffectsCNNClassifier(**ARMED_CNN),
+]
+
+
+@pytest.fixture(scope="module")
+def image_data():
+    rng = np.random.default_rng(0)
+    g = np.repeat(["s1", "s2", "s3"], 30)
+    X = rng.normal(size=(90, 2, 8, 8)).astype(np.float32)
+    y = (X[:, 0, 2:6, 2:6].mean(axis=(1, 2)) > 0).astype(int)
+    return X, y, g
+
+
+@pytest.mark.parametrize("est", IMAGE_CASES, ids=type)
+def test_image_estimators_contract(est, image_data, tmp_path):
+    """NotFittedError, the caller's random streams, save / load and pickle for the image models."""
+    X, y, g = image_data
+    with pytest.raises(NotFittedError):
+        est.predict(X, groups=g)
+    torch.manual_seed(123)
+    np.random.seed(7)
+    expected_t, expected_n = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(7)
+    model = clone(est).fit(X, y, groups=g)
+    np.testing.assert_array_equal(torch.rand(3), expected_t)
+    np.testing.assert_array_equal(np.random.rand(3), expected_n)
+    assert model.n_features_in_ == 2 and model.image_shape_ == (2, 8, 8)
+    model.save(tmp_path / "model.pt")
+    loaded = perslib.load(tmp_path / "model.pt")
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    np.testing.assert_allclose(
+        loaded.predict_proba(X, groups=g), model.predict_proba(X, groups=g), rtol=1e-6, atol=1e-7
+    )
+    plain = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(plain.predict_proba(X, groups=g), model.predict_proba(X, groups=g))
+    with pytest.raises(ValueError, match=r"X must be images of shape \(n, C, H, W\)"):
+        model.predict(X.reshape(len(X), -1), groups=g)

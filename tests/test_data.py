@@ -315,7 +315,12 @@ def test_images_sizes_and_subsampling():
 
 # ------------------------------------------------------------------------ real data
 CHECKSUMS = json.loads((DATA_DIR / "checksums.json").read_text())
-EXPECTED = {"sleepstudy": (180, 18), "math_achievement": (7185, 160), "grunfeld": (220, 11)}
+EXPECTED = {
+    "sleepstudy": (180, 18),
+    "math_achievement": (7185, 160),
+    "grunfeld": (220, 11),
+    "contraception": (1934, 60),
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -390,6 +395,7 @@ def test_checksums_cover_every_stored_file():
         (make_cluster_images, dict(image_size=4), "image_size"),
         (make_cluster_images, dict(confounding=2.0), "confounding"),
         (make_cluster_images, dict(effect_strength=-1.0), "effect_strength"),
+        (make_cluster_images, dict(noise=-0.1), "noise"),
         (make_cluster_images, dict(n_sites=10, n_per_site=500), "n_per_site"),
         (make_cluster_images, dict(n_per_site=1), "n_per_site"),
     ],

@@ -9,6 +9,7 @@ import pytest
 from perslib.reports import (
     FAILED_TAG,
     ParameterError,
+    external_resources,
     find_notebooks,
     load_profile,
     main,
@@ -18,8 +19,12 @@ from perslib.reports import (
     run_notebook,
 )
 
-DEMO = """# %% [markdown]
+DEMO = r"""# %% [markdown]
 # # Demo
+#
+# A rate $\hat r = \tfrac{1}{n}\textstyle\sum_i x_i$ and a norm
+#
+# $$\lVert z_i - z_j\rVert \le s\,\pi^\top\Delta_{ij}.$$
 
 # %% tags=["parameters"]
 seed = 0  # the seed
@@ -192,7 +197,11 @@ def test_run_injects_typed_values_and_writes_html_and_timings(demo, tmp_path, ca
     assert nb.metadata.papermill.parameters["seed"] == 7
     assert "injected-parameters" in nb.cells[2].metadata.tags
     assert nb.metadata.papermill.input_path.endswith("00_demo.py")
-    assert "<html" in (out / "00_demo.html").read_text()[:500].lower()
+    page = (out / "00_demo.html").read_text()
+    assert "<html" in page[:500].lower() and "<title>00_demo</title>" in page
+    # self-contained: the math is MathML, nothing comes from the network (issue 16)
+    assert external_resources(page) == []
+    assert page.count('<math display="inline">') == 1 and page.count('<math display="block">') == 1
     rows = list(csv.DictReader((out / "timings.csv").open()))
     assert [(r["notebook"], r["profile"], r["status"]) for r in rows] == [("00_demo", "smoke", "ok")]
     assert float(rows[0]["wall_s"]) > 0 and float(rows[0]["cpu_s"]) > 0
@@ -210,7 +219,9 @@ def _assert_marked_failed(nb_path, needle):
     assert FAILED_TAG in nb.cells[0].metadata.tags and needle in nb.cells[0].source
     html = nb_path.with_suffix(".html")
     if html.exists():
-        assert "This run failed" in html.read_text()
+        page = html.read_text()
+        assert "This run failed" in page
+        assert external_resources(page) == [] and '<math display="block">' in page
 
 
 def test_exception_is_reported_and_marked(demo, tmp_path, capsys):

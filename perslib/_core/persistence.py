@@ -44,7 +44,7 @@ def _estimator_classes() -> dict[str, type]:
     """Every perslib estimator class, by ``module.QualName`` (the only classes ``load`` builds)."""
     from perslib._core.estimator import PerslibEstimator
 
-    for family in ("perslib.mlp", "perslib.personalized", "perslib.armed", "perslib.evaluation"):
+    for family in ("perslib.mlp", "perslib.cnn", "perslib.personalized", "perslib.armed", "perslib.evaluation"):
         importlib.import_module(family)
     found, todo = {}, [PerslibEstimator]
     while todo:
@@ -59,9 +59,10 @@ def _estimator_classes() -> dict[str, type]:
 def _module_classes() -> dict[str, type]:
     """The torch modules an estimator may hold; each has a ``config`` dict of its constructor arguments."""
     from perslib.armed._network import ARMEDNet
+    from perslib.cnn import ConvNet
     from perslib.mlp import MLP
 
-    return {"MLP": MLP, "ARMEDNet": ARMEDNet}
+    return {"MLP": MLP, "ARMEDNet": ARMEDNet, "ConvNet": ConvNet}
 
 
 # --------------------------------------------------------------------------- encoding

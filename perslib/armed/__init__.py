@@ -6,17 +6,22 @@ cluster-specific; a z-predictor guesses the cluster of samples from clusters nev
 in training. Design notes: ``docs/design/armed.md``.
 
 Estimators
-    ARMEDClassifier, ARMEDRegressor
+    ARMEDClassifier, ARMEDRegressor, ARMEDImageClassifier (images, convolutional backbone)
 Baselines (same ``fit(X, y, groups=g)`` API)
     ClusterInputMLPClassifier/Regressor, DomainAdversarialMLPClassifier/Regressor,
-    MixedEffectsMLPClassifier/Regressor, MixedLMRegressor, BayesMixedGLMClassifier
+    MixedEffectsMLPClassifier/Regressor, MixedLMRegressor, BayesMixedGLMClassifier;
+    on images: perslib.cnn.CNNClassifier, ClusterInputCNNClassifier,
+    DomainAdversarialCNNClassifier, MixedEffectsCNNClassifier
 Interpretation
-    feature_importance, random_slope_spread, intercept_prevalence_correlation
+    feature_importance, random_slope_spread, intercept_prevalence_correlation;
+    on images: saliency_maps, mask_share, fixed_effects_features, adversary_accuracy,
+    fresh_adversary_accuracy, site_probe_accuracy, site_information
 Building blocks
-    ARMEDNet, RandomEffects, GradientReversal, grad_reverse, adversary_loss,
-    generator_loss, gaussian_nll, linear_mixed_refit, pool_memberships
+    ARMEDNet, MultiScaleAdversary, RandomEffects, GradientReversal, grad_reverse,
+    adversary_loss, generator_loss, gaussian_nll, linear_mixed_refit, pool_memberships
 """
 
+from perslib.armed._backbones import MultiScaleAdversary
 from perslib.armed._baselines import (
     BayesMixedGLMClassifier,
     ClusterInputMLPClassifier,
@@ -28,34 +33,60 @@ from perslib.armed._baselines import (
     MixedLMRegressor,
 )
 from perslib.armed._estimators import ARMEDClassifier, ARMEDRegressor
+from perslib.armed._image import ARMEDImageClassifier
+from perslib.armed._image_baselines import (
+    ClusterInputCNNClassifier,
+    DomainAdversarialCNNClassifier,
+    MixedEffectsCNNClassifier,
+)
 from perslib.armed._interpret import feature_importance, intercept_prevalence_correlation, random_slope_spread
 from perslib.armed._layers import GradientReversal, RandomEffects, grad_reverse
 from perslib.armed._losses import adversary_loss, gaussian_nll, generator_loss
 from perslib.armed._network import ARMEDNet
 from perslib.armed._refit import linear_mixed_refit
+from perslib.armed._saliency import mask_share, saliency_maps
+from perslib.armed._site_information import (
+    adversary_accuracy,
+    fixed_effects_features,
+    fresh_adversary_accuracy,
+    site_information,
+    site_probe_accuracy,
+)
 from perslib.armed._unseen import pool_memberships
 
 __all__ = [
     "ARMEDClassifier",
+    "ARMEDImageClassifier",
     "ARMEDNet",
     "ARMEDRegressor",
     "BayesMixedGLMClassifier",
+    "ClusterInputCNNClassifier",
     "ClusterInputMLPClassifier",
     "ClusterInputMLPRegressor",
+    "DomainAdversarialCNNClassifier",
     "DomainAdversarialMLPClassifier",
     "DomainAdversarialMLPRegressor",
     "GradientReversal",
+    "MixedEffectsCNNClassifier",
     "MixedEffectsMLPClassifier",
     "MixedEffectsMLPRegressor",
     "MixedLMRegressor",
+    "MultiScaleAdversary",
     "RandomEffects",
+    "adversary_accuracy",
     "adversary_loss",
     "feature_importance",
+    "fixed_effects_features",
+    "fresh_adversary_accuracy",
     "gaussian_nll",
     "generator_loss",
     "grad_reverse",
     "intercept_prevalence_correlation",
     "linear_mixed_refit",
+    "mask_share",
     "pool_memberships",
     "random_slope_spread",
+    "saliency_maps",
+    "site_information",
+    "site_probe_accuracy",
 ]

@@ -1,4 +1,5 @@
-"""The dense ARMED network: fixed-effects MLP, adversary, random intercept and slopes, mixed on the logit.
+"""The ARMED network: fixed-effects network (dense or convolutional), adversary, random intercept and
+slopes, mixed on the logit.
 
 ARMED (Adversarially-Regularized Mixed Effects Deep learning; Nguyen, Treacher &
 Montillo, IEEE TPAMI 2023) splits a network into a fixed-effects (FE) network f(x), made
@@ -16,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from perslib.armed._backbones import backbone_config, build_adversary, build_fixed_effects
 from perslib.armed._layers import RandomEffects, grad_reverse
 from perslib.armed._losses import adversary_loss, gaussian_nll, generator_loss
-from perslib.mlp import MLP
 
 __all__ = ["ARMEDNet", "Objective"]
 
@@ -46,7 +47,7 @@ class Objective:
 
 
 class ARMEDNet(nn.Module):
-    """Dense ARMED network: FE MLP, optional adversary, random intercept and slopes.
+    """ARMED network: FE network (dense or convolutional), optional adversary, random intercept and slopes.
 
     The random intercept and slopes live in one :class:`RandomEffects` layer ``re``
     (column 0 the intercept when present, then the slopes), each column with its own
@@ -76,6 +77,14 @@ class ARMEDNet(nn.Module):
     gaussian : bool, default=False
         Regression: a Gaussian likelihood with a learned residual scale (``log_sd``);
         otherwise outputs are logits of a Bernoulli likelihood.
+    backbone : dict or None, default=None
+        None: the dense FE network above (inputs of shape (batch, n_features)). A dict
+        ``{"image_size": (H, W), "channels": (...), "kernel_size": 3, "adversary_channels":
+        None}`` builds a convolutional FE network (:class:`perslib.cnn.ConvNet`, conv blocks
+        then the dense layers ``hidden``) on images (batch, n_features, H, W), ``n_features``
+        being the channels, and a :class:`perslib.armed.MultiScaleAdversary` that reads every
+        conv block and the dense features. Random slopes are then ``"nonlinear"`` (on the last
+        dense layer) or ``"none"``.
     """
 
     def __init__(
@@ -93,8 +102,10 @@ class ARMEDNet(nn.Module):
         intercept_post_init: float = 0.1,
         slope_post_init: float = 0.05,
         gaussian: bool = False,
+        backbone: dict | None = None,
     ) -> None:
         super().__init__()
+        backbone = backbone_config(backbone)
         self.config = {  # what persistence rebuilds the network from
             "n_features": int(n_features),
             "n_clusters": int(n_clusters),
@@ -109,12 +120,15 @@ class ARMEDNet(nn.Module):
             "intercept_post_init": float(intercept_post_init),
             "slope_post_init": float(slope_post_init),
             "gaussian": bool(gaussian),
+            "backbone": backbone,
         }
         if slopes not in ("linear", "nonlinear", "none"):
             raise ValueError(f"slopes must be 'linear', 'nonlinear' or 'none', got {slopes!r}")
         hidden = [int(h) for h in hidden]
         if slopes == "nonlinear" and not hidden:
             raise ValueError("slopes='nonlinear' needs at least one hidden layer")
+        if slopes == "linear" and backbone is not None:
+            raise ValueError("slopes='linear' (one per input) needs the dense backbone; use 'nonlinear' for images")
         self.n_clusters, self.slopes = int(n_clusters), slopes
         self.n_intercepts = int(bool(random_intercept))
         self.n_slopes = {
@@ -122,13 +136,13 @@ class ARMEDNet(nn.Module):
             "nonlinear": hidden[-1] if hidden else 0,
             "none": 0,
         }[slopes]
-        self.fe = MLP(n_features, hidden, 1, activation)
+        self.fe = build_fixed_effects(n_features, hidden, activation, backbone)
         units = self.n_intercepts + self.n_slopes
         prior = [intercept_prior] * self.n_intercepts + [slope_prior] * self.n_slopes
         init = [intercept_post_init] * self.n_intercepts + [slope_post_init] * self.n_slopes
         self.re = RandomEffects(n_clusters, units, prior, learn_prior_scale, init) if units else None
         self.adversary = (
-            MLP(sum(hidden) or int(n_features), adversary_hidden, n_clusters, activation)
+            build_adversary(self.fe, n_features, hidden, adversary_hidden, n_clusters, activation, backbone)
             if adversary_hidden is not None and n_clusters >= 2
             else None
         )
@@ -160,8 +174,11 @@ class ARMEDNet(nn.Module):
                 mixed = mixed + (basis * u[:, self.n_intercepts :]).sum(1)
         return {"fixed": fixed, "mixed": mixed, "hidden": hiddens}
 
-    def adversary_input(self, hiddens: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Concatenated FE hidden activations (the input itself for a linear FE net)."""
+    def adversary_input(self, hiddens: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Concatenated FE hidden activations (the input itself for a linear FE net); with the
+        convolutional backbone, the list of every conv block's output and dense activation."""
+        if self.config["backbone"] is not None:
+            return list(hiddens)
         return torch.cat(hiddens, dim=1) if hiddens else x
 
     def kl(self) -> torch.Tensor:
@@ -224,7 +241,7 @@ class ARMEDNet(nn.Module):
             h = self.adversary_input(out["hidden"], xb)
             if o.mode == "alternating":
                 opt_adv.zero_grad(set_to_none=True)
-                la = adversary_loss(self.adversary(h.detach()), zb)  # no gradient reaches the FE net
+                la = adversary_loss(self.adversary(_each(h, torch.Tensor.detach)), zb)  # no gradient reaches the FE
                 la.backward()
                 opt_adv.step()
                 names.append("adv_loss"), values.append(la.detach())
@@ -235,7 +252,7 @@ class ARMEDNet(nn.Module):
             else:
                 if o._coef is None:
                     o._coef = torch.zeros((), device=xb.device)
-                la = adversary_loss(self.adversary(grad_reverse(h, o._coef)), zb)
+                la = adversary_loss(self.adversary(_each(h, lambda t: grad_reverse(t, o._coef))), zb)
                 blocked = o.guard == "clamp" and la.item() >= o.cap * o.chance
                 o._coef.fill_(0.0 if blocked else o.lambda_adv)
                 names.append("adv_loss"), values.append(la.detach())
@@ -249,6 +266,11 @@ class ARMEDNet(nn.Module):
             opt_adv.step()
         numbers = torch.stack([report.detach(), *[v.detach() for v in values]]).tolist()  # one sync
         return dict(zip(["loss", *names], numbers))
+
+
+def _each(h, fn):
+    """``fn`` applied to a tensor, or to each tensor of a list (the multi-scale adversary's input)."""
+    return fn(h) if torch.is_tensor(h) else [fn(t) for t in h]
 
 
 def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:

