@@ -58,6 +58,7 @@ COLUMNS = [
     "seed",
     "threads",
     "fit_s",
+    "cpu_s",
     "peak_mb",
     "base_mb",
     "epochs",
@@ -109,6 +110,8 @@ def _worker(args) -> None:
         coef_test, _ = model.predict_params(Ut)
         pred_test = model.predict(Xt, covariates=Ut)
         out["epochs"] = int(getattr(model, "n_epochs_", 0)) or ""
+        if hasattr(model, "batch_size_"):
+            out["schedule"] = f"batch {model.batch_size_}, refresh every {model.refresh_every_}"
     else:
         from contextualized.easy import ContextualizedRegressor
 
@@ -187,6 +190,7 @@ def markdown_table(rows: list[dict]) -> str:
         "seed",
         "threads",
         "fit s",
+        "CPU s",
         "peak MB",
         "train θ MSE",
         "test θ MSE",
@@ -200,6 +204,7 @@ def markdown_table(rows: list[dict]) -> str:
         "seed",
         "threads",
         "fit_s",
+        "cpu_s",
         "peak_mb",
         "train_theta_mse",
         "test_theta_mse",
@@ -210,6 +215,30 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k, "")) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def slopes(rows: list[dict]) -> str:
+    """Fitted power-law exponents ``b`` of ``y ≈ c·n^b`` per method (fit s, CPU s, peak MB, train θ MSE)."""
+    from perslib.evaluation import power_law_fit
+
+    lines = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        ok = [r for r in rows if r["method"] == method and np.isfinite(r.get("fit_s", np.nan))]
+        if len({r["n"] for r in ok}) < 2:
+            continue
+        n = [r["n"] for r in ok]
+        parts = []
+        for key, label in (
+            ("fit_s", "fit s"),
+            ("cpu_s", "CPU s"),
+            ("peak_mb", "peak MB"),
+            ("train_theta_mse", "θ MSE"),
+        ):
+            values = [r.get(key, np.nan) for r in ok]
+            if all(isinstance(v, float) and v > 0 for v in values):
+                parts.append(f"{label} ∝ n^{power_law_fit(n, values)[0]:.2f}")
+        lines.append(f"{method} (n = {min(n)} … {max(n)}): " + ", ".join(parts))
     return "\n".join(lines)
 
 
@@ -393,7 +422,10 @@ def main(argv=None) -> int:
                     flush=True,
                 )
                 if "cpu_s" in meta:  # CPU seconds of the fit: less sensitive than fit_s to other jobs
+                    row["cpu_s"] = float(meta["cpu_s"])
                     row["note"] = "; ".join(x for x in (row["note"], f"cpu {meta['cpu_s']:.1f} s") if x)
+                if "schedule" in meta:
+                    row["note"] = "; ".join(x for x in (row["note"], meta["schedule"]) if x)
             if args.note:
                 row["note"] = "; ".join(x for x in (row.get("note", ""), args.note) if x)
             rows.append(row)
@@ -407,6 +439,9 @@ def main(argv=None) -> int:
     print(df[COLUMNS].to_string(index=False))
     if args.markdown:
         print("\n" + markdown_table(rows))
+    fitted = slopes(rows)
+    if fitted:
+        print("\nfitted power laws (y ≈ c·n^b):\n" + fitted)
     return 0
 
 

@@ -36,6 +36,29 @@
 # *ARMED mixed-effects deep learning* (Nguyen, Treacher & Montillo, IEEE TPAMI 2023).
 # Nothing here is trained with those methods yet; this notebook builds the motivation
 # and the yardsticks (parameter error, per-cluster scores) that later notebooks reuse.
+#
+# **Notation used throughout the series.**
+#
+# | symbol | meaning | where |
+# |---|---|---|
+# | $i$, $n$ | a sample, the number of samples | everywhere |
+# | $x_i$ ($p$ entries), $y_i$ | a sample's predictors (features) and response | everywhere |
+# | $u_i$, $c$ | a sample's **covariates** (say *whose* model it is, not predictors); $c$ indexes them | 01–03, 07 |
+# | $\theta_i$, $\theta_\text{pop}$ | a sample's own parameters; the population model | 01–03, 07 |
+# | $q$, $Q$, $z_i$ | rank, dictionary of $q$ basis models, a sample's **latent code**: $\theta_i = \theta_\text{pop} + Q^\top z_i$ | 02, 03, 07 |
+# | $m$, $N(i)$ | number of partners per sample, the partners of sample $i$ | 02, 03 |
+# | φ = s·π | learned covariate metric: scale $s$ times shares π | 02, 03, 07 |
+# | $k$, $K$ | a **cluster** (site, school, patient) and the number of clusters | 01, 04–07 |
+# | $z$ (ARMED) | a sample's **cluster vector**: one-hot over the $K$ training clusters, or the z-predictor's memberships $\hat z$ for a new cluster (the `z=` argument) | 04–07 |
+# | β, $f(x)$ | fixed effects; ARMED's fixed-effects (FE) network | 01, 04–07 |
+# | $b_k$, τ | **random effects** of cluster $k$ ($b_\text{int}$ intercept, $b_\text{lin}$ / $b_\text{nlin}$ slopes) and their prior s.d. | 01, 04–07 |
+# | $h_F(x)$, $A$ | the FE network's last hidden layer; the adversary | 04–07 |
+# | $J$ | number of cross-validation folds | 04, 07 |
+#
+# One letter, $z$, has two uses, kept apart by the method family: the latent code of
+# personalized regression (02, 03) and ARMED's cluster vector (04–07; it is the name of
+# the library's `z=` argument). Where notebook 07 compares both families on one table,
+# the prose says which is meant.
 
 # %% tags=["parameters"]
 seed = 0  # seeds every simulator, data split and network initialisation
@@ -95,13 +118,13 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # whose covariates $u_i$ are similar should get similar θᵢ (notebooks 02 and 03).
 #
 # **Clustered samples.** Data from sites, subjects or batches violate the independence
-# assumption behind ordinary training. Each cluster $j$ shifts the relationship a little,
+# assumption behind ordinary training. Each cluster $k$ shifts the relationship a little,
 # as in the mixed-effects model of statistics,
 #
-# $$y_{ij} = f(x_{ij};\beta) + g(x_{ij}; u_j) + \varepsilon_{ij}, \qquad u_j \sim \mathcal N(0, \Sigma),$$
+# $$y_{ik} = f(x_{ik};\beta) + g(x_{ik}; b_k) + \varepsilon_{ik}, \qquad b_k \sim \mathcal N(0, \Sigma),$$
 #
-# with *fixed effects* β shared by all clusters and *random effects* $u_j$ specific to
-# cluster $j$. Ignoring the clusters gives a model that fits the typical cluster, serves
+# with *fixed effects* β shared by all clusters and *random effects* $b_k$ specific to
+# cluster $k$. Ignoring the clusters gives a model that fits the typical cluster, serves
 # atypical clusters poorly, and may learn spurious, cluster-level associations
 # (confounding). ARMED (Nguyen et al., 2023) adds random-effects subnetworks and an
 # adversary that keeps the fixed-effects network cluster-invariant (notebooks 04 onwards).
@@ -531,3 +554,14 @@ with open(out_dir / "metrics.json", "w") as fh:
         sort_keys=True,
     )
 print(f"wrote {len(results)} metrics and {len(list(out_dir.iterdir()))} files")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Re-run with `seed = 3` (`python -m perslib.reports notebooks/01_simulation.py -p seed 3`).
+#    Which figures move by more than a few hundredths, and which stay put? Why is the
+#    pooled OLS parameter error tied to the variance of θ, whatever the seed?
+# 2. Drop the probe features from the spirals and refit the pooled MLP. Does the spread of
+#    per-cluster accuracy shrink or grow? What does that say about the shortcut?
+# 3. In the notation table, which symbols would you need for a study of patients ($i$) in
+#    hospitals ($k$) with hospital-level covariates (bed count, teaching status)?

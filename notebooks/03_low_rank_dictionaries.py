@@ -577,3 +577,13 @@ scaling.to_csv(out_dir / "scaling.csv", index=False)
 with open(out_dir / "metrics.json", "w") as fh:
     json.dump({k: float(v) for k, v in results.items()}, fh, indent=2, sort_keys=True)
 print(f"wrote {len(results)} metrics and {len(list(out_dir.iterdir()))} files")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. The sweep table puts the held-out loss (what `rank="auto"` uses, no truth needed)
+#    next to the parameter error against the true θ. Re-run with `seed = 1`: do the two
+#    columns still agree on the best rank?
+# 2. Halve the number of samples: does the best rank go down, and why would it?
+# 3. Plot two atoms of the dictionary $Q$ against the simulator's processes: which atom
+#    carries the process identity and which the position along it?

@@ -12,7 +12,7 @@ import importlib
 
 from perslib._core.persistence import load
 from perslib._core.runtime import resolve_device, set_seed
-from perslib.armed import ARMEDClassifier, ARMEDImageClassifier, ARMEDRegressor
+from perslib.armed import ARMEDAutoencoder, ARMEDClassifier, ARMEDImageClassifier, ARMEDRegressor
 from perslib.cnn import CNNClassifier
 from perslib.mlp import MLPClassifier, MLPRegressor
 from perslib.personalized import PersonalizedClassifier, PersonalizedRegressor
@@ -22,6 +22,7 @@ __version__ = "0.2.0"
 _SUBMODULES = {"analysis", "armed", "cnn", "data", "evaluation", "mlp", "personalized", "plotting", "reports"}
 
 __all__ = [
+    "ARMEDAutoencoder",
     "ARMEDClassifier",
     "ARMEDImageClassifier",
     "ARMEDRegressor",

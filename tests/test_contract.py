@@ -22,6 +22,7 @@ from sklearn.exceptions import NotFittedError
 
 import perslib
 from perslib.armed import (
+    ARMEDAutoencoder,
     ARMEDClassifier,
     ARMEDImageClassifier,
     ARMEDRegressor,
@@ -69,6 +70,7 @@ CASES = [
     (VaryingCoefficientClassifier(), "covariates", True),
     (KNNLocalRegressor(n_neighbors=10), "covariates", False),
     (ARMEDClassifier(**ARMED), "groups", True),
+    (ARMEDAutoencoder(latent_dim=2, **ARMED), "groups", True),
     (ARMEDRegressor(**ARMED), "groups", False),
     (DomainAdversarialMLPClassifier(**ARMED), "groups", True),
     (DomainAdversarialMLPRegressor(**ARMED), "groups", False),

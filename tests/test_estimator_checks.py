@@ -14,6 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from perslib._core import BinaryClassifierMixin
 from perslib.armed import (
+    ARMEDAutoencoder,
     ARMEDClassifier,
     ARMEDImageClassifier,
     ARMEDRegressor,
@@ -168,6 +169,7 @@ ESTIMATORS = [
     _with_covariates(VaryingCoefficientClassifier)(),
     _with_covariates(KNNLocalRegressor)(n_neighbors=5),
     _with_groups(ARMEDClassifier)(**ARMED),
+    _with_groups(ARMEDAutoencoder)(latent_dim=2, **ARMED),
     _with_groups(ARMEDRegressor)(**ARMED),
     _with_groups(DomainAdversarialMLPClassifier)(**ARMED),
     _with_groups(DomainAdversarialMLPRegressor)(**ARMED),
@@ -190,7 +192,7 @@ _PRECISION = (
 )
 _TORCH = {
     "MLPClassifier", "MLPRegressor", "CovariatePersonalizedRegressor", "CovariatePersonalizedClassifier",
-    "GroupedARMEDClassifier", "GroupedARMEDRegressor", "GroupedDomainAdversarialMLPClassifier",
+    "GroupedARMEDClassifier", "GroupedARMEDRegressor", "GroupedARMEDAutoencoder", "GroupedDomainAdversarialMLPClassifier",
     "GroupedDomainAdversarialMLPRegressor", "GroupedMixedEffectsMLPClassifier", "GroupedMixedEffectsMLPRegressor",
     "GroupedClusterInputMLPClassifier", "GroupedClusterInputMLPRegressor",
     "ImageCNNClassifier", "GroupedImageClusterInputCNNClassifier", "GroupedImageARMEDImageClassifier",
@@ -210,6 +212,9 @@ _IMAGE_FAILURES = {
 }
 for _name in [n for n in _TORCH if "Image" in n]:
     EXPECTED_FAILURES[_name].update(_IMAGE_FAILURES)
+EXPECTED_FAILURES["GroupedARMEDAutoencoder"]["check_fit2d_1sample"] = (
+    "one training sample is one batch: the batch check (at least 2 batches) speaks before the sample count"
+)
 EXPECTED_FAILURES["GroupedImageClusterInputCNNClassifier"]["check_fit2d_1sample"] = (
     "one training sample is one site: the site check (at least 2 sites) speaks before the sample count"
 )

@@ -58,11 +58,12 @@ def _estimator_classes() -> dict[str, type]:
 
 def _module_classes() -> dict[str, type]:
     """The torch modules an estimator may hold; each has a ``config`` dict of its constructor arguments."""
+    from perslib.armed._autoencoder_net import ARMEDAutoencoderNet
     from perslib.armed._network import ARMEDNet
     from perslib.cnn import ConvNet
     from perslib.mlp import MLP
 
-    return {"MLP": MLP, "ARMEDNet": ARMEDNet, "ConvNet": ConvNet}
+    return {"MLP": MLP, "ARMEDNet": ARMEDNet, "ConvNet": ConvNet, "ARMEDAutoencoderNet": ARMEDAutoencoderNet}
 
 
 # --------------------------------------------------------------------------- encoding

@@ -6,7 +6,8 @@ cluster-specific; a z-predictor guesses the cluster of samples from clusters nev
 in training. Design notes: ``docs/design/armed.md``.
 
 Estimators
-    ARMEDClassifier, ARMEDRegressor, ARMEDImageClassifier (images, convolutional backbone)
+    ARMEDClassifier, ARMEDRegressor, ARMEDImageClassifier (images, convolutional backbone),
+    ARMEDAutoencoder (batch-free latent, batch effects as random scale and bias; tables or images)
 Baselines (same ``fit(X, y, groups=g)`` API)
     ClusterInputMLPClassifier/Regressor, DomainAdversarialMLPClassifier/Regressor,
     MixedEffectsMLPClassifier/Regressor, MixedLMRegressor, BayesMixedGLMClassifier;
@@ -17,10 +18,13 @@ Interpretation
     on images: saliency_maps, mask_share, fixed_effects_features, adversary_accuracy,
     fresh_adversary_accuracy, site_probe_accuracy, site_information
 Building blocks
-    ARMEDNet, MultiScaleAdversary, RandomEffects, GradientReversal, grad_reverse,
+    ARMEDNet, ARMEDAutoencoderNet, ClusterScaleBias, ClusterAffine, MultiScaleAdversary, RandomEffects,
+    GradientReversal, grad_reverse,
     adversary_loss, generator_loss, gaussian_nll, linear_mixed_refit, pool_memberships
 """
 
+from perslib.armed._autoencoder import ARMEDAutoencoder
+from perslib.armed._autoencoder_net import ARMEDAutoencoderNet, ClusterAffine, ClusterScaleBias
 from perslib.armed._backbones import MultiScaleAdversary
 from perslib.armed._baselines import (
     BayesMixedGLMClassifier,
@@ -55,14 +59,18 @@ from perslib.armed._site_information import (
 from perslib.armed._unseen import pool_memberships
 
 __all__ = [
+    "ARMEDAutoencoder",
+    "ARMEDAutoencoderNet",
     "ARMEDClassifier",
     "ARMEDImageClassifier",
     "ARMEDNet",
     "ARMEDRegressor",
     "BayesMixedGLMClassifier",
+    "ClusterAffine",
     "ClusterInputCNNClassifier",
     "ClusterInputMLPClassifier",
     "ClusterInputMLPRegressor",
+    "ClusterScaleBias",
     "DomainAdversarialCNNClassifier",
     "DomainAdversarialMLPClassifier",
     "DomainAdversarialMLPRegressor",

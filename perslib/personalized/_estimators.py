@@ -42,6 +42,48 @@ _NONNEGATIVE = [Interval(Real, 0, None)]
 AUTO_RANKS = (1, 2, 4, 8)  # ranks rank="auto" tries (and p + 1 when below 8)
 AUTO_RANK_GAIN = 0.01  # it keeps the smallest rank whose held-out loss is within 1 % of the best
 _POSITIVE_INT = [Interval(Integral, 1, None)]
+# the large-n path (``large_n``): from this many trained samples on, the "auto" settings below apply
+LARGE_N = 50_000
+SMALL_BATCH = 512  # batch_size="auto" below large_n: the value every fit used before "auto" existed
+STEPS_PER_EPOCH = 64  # batch_size="auto" at large n: ceil(n_train / 64), at least SMALL_BATCH
+LARGE_REFRESH = 5  # refresh_every="auto" at large n: partners refreshed every 5 epochs (1 below large_n)
+LARGE_VAL_MAX = 10_000  # at large n the per-epoch held-out loss is taken on a fixed subsample of this many
+
+
+def auto_schedule(
+    n_train: int, batch_size="auto", refresh_every="auto", large_n: int = LARGE_N
+) -> tuple[int, int, bool]:
+    """Minibatch size, partner-refresh period and path of a fit on ``n_train`` samples.
+
+    Parameters
+    ----------
+    n_train : int
+        Trained samples (after the held-out split).
+    batch_size, refresh_every : int or "auto"
+        The estimator's parameters; an int is returned unchanged.
+    large_n : int
+        First ``n_train`` of the large-n path.
+
+    Returns
+    -------
+    batch_size : int
+        ``"auto"``: 512 below ``large_n`` (the historical default, so small fits are bit
+        for bit what they were), else ``max(512, ceil(n_train / 64))``: about 64 optimizer
+        steps per epoch whatever n, so the per-step Python overhead no longer grows with n.
+        Every row of the per-sample table still gets one lazy-Adam step per epoch.
+    refresh_every : int
+        ``"auto"``: 1 below ``large_n``, else 5 (a neighbour search is O(n log n) and costs
+        more than an epoch of steps at large n).
+    large : bool
+        ``n_train >= large_n``: the large-n path (also SciPy neighbour search on every
+        core and a held-out loss on a fixed subsample of at most 10,000 samples).
+    """
+    large = n_train >= large_n
+    if batch_size == "auto":
+        batch_size = max(SMALL_BATCH, -(-n_train // STEPS_PER_EPOCH)) if large else SMALL_BATCH
+    if refresh_every == "auto":
+        refresh_every = LARGE_REFRESH if large else 1
+    return int(batch_size), int(refresh_every), large
 
 
 class _PersonalizedBase(PerslibEstimator):
@@ -54,7 +96,7 @@ class _PersonalizedBase(PerslibEstimator):
         "objective": [Options("bound", "match", "paper")],
         "neighbors": [Options(*NEIGHBOR_MODES)],
         "n_neighbors": _POSITIVE_INT,
-        "refresh_every": _POSITIVE_INT,
+        "refresh_every": [Options("auto"), Interval(Integral, 1, None)],
         "matching_weight": [Options(None), Interval(Real, 0, None)],
         "pull": _NONNEGATIVE,
         "metric_penalty": _NONNEGATIVE,
@@ -66,7 +108,8 @@ class _PersonalizedBase(PerslibEstimator):
         "encoder_hidden": _NETWORK_CONSTRAINTS["hidden"],
         "encoder_weight": _NONNEGATIVE,
         "epochs": _POSITIVE_INT,
-        "batch_size": _POSITIVE_INT,
+        "batch_size": [Options("auto"), Interval(Integral, 1, None)],
+        "large_n": _POSITIVE_INT,
         "lr": _NETWORK_CONSTRAINTS["lr"],
         "val_fraction": _NETWORK_CONSTRAINTS["val_fraction"],
         "patience": _NETWORK_CONSTRAINTS["patience"],
@@ -88,7 +131,7 @@ class _PersonalizedBase(PerslibEstimator):
         objective: str = "bound",
         neighbors: str = "covariate",
         n_neighbors: int = 10,
-        refresh_every: int = 1,
+        refresh_every: int | str = "auto",
         matching_weight: float | None = None,
         pull: float = 1e-2,
         metric_penalty: float = 1e-2,
@@ -100,7 +143,8 @@ class _PersonalizedBase(PerslibEstimator):
         encoder_hidden: Sequence[int] = (32, 32),
         encoder_weight: float = 1.0,
         epochs: int = 300,
-        batch_size: int = 512,
+        batch_size: int | str = "auto",
+        large_n: int = LARGE_N,
         lr: float = 0.04,
         val_fraction: float = 0.1,
         patience: int = 20,
@@ -128,6 +172,7 @@ class _PersonalizedBase(PerslibEstimator):
         self.encoder_weight = encoder_weight
         self.epochs = epochs
         self.batch_size = batch_size
+        self.large_n = large_n
         self.lr = lr
         self.val_fraction = val_fraction
         self.patience = patience
@@ -165,8 +210,14 @@ class _PersonalizedBase(PerslibEstimator):
     def _population(self, Xs, target) -> np.ndarray:
         raise NotImplementedError
 
-    def _predicted_latent(self, module, cov_query: np.ndarray, feats_query: torch.Tensor) -> torch.Tensor:
-        """Latent (z, or θ for full rank) of query samples: the encoder, or the kNN rule."""
+    def _predicted_latent(
+        self, module, cov_query: np.ndarray, feats_query: torch.Tensor, fast: bool = False
+    ) -> torch.Tensor:
+        """Latent (z, or θ for full rank) of query samples: the encoder, or the kNN rule.
+
+        ``cov_query`` (m, K) encoded covariates, ``feats_query`` (m, D) encoder inputs;
+        returns (m, q) (or (m, p + 1) at full rank). ``fast``: SciPy neighbour search.
+        """
         if module.encoder is not None:
             return module.encoder(feats_query)
         shares = module.shares().detach().cpu().numpy().astype(np.float64)
@@ -175,6 +226,7 @@ class _PersonalizedBase(PerslibEstimator):
             space.search_matrix(self._cov_train, shares),
             self.n_neighbors_predict,
             query=space.search_matrix(cov_query, shares),
+            fast=fast,
         )
         return module.latent_of(torch.as_tensor(ind, device=self.device_)).mean(1)
 
@@ -207,6 +259,10 @@ class _PersonalizedBase(PerslibEstimator):
         rng, torch_seed = self._random_streams()
         self.device_ = resolve_device(self.device)
         d = self._prepare(X, target, covariates, rng)
+        self.batch_size_, self.refresh_every_, large = auto_schedule(
+            len(d.train_idx), self.batch_size, self.refresh_every, self.large_n
+        )
+        d.large = large
         with seeded_torch(torch_seed, self.device_):
             module = PersonalizedModule(
                 len(d.train_idx),
@@ -222,11 +278,12 @@ class _PersonalizedBase(PerslibEstimator):
             partners = PartnerTable(
                 self.neighbors,
                 self.n_neighbors,
-                self.refresh_every,
+                self.refresh_every_,
                 module,
                 self.covariate_space_,
                 self._cov_train,
                 rng,
+                fast=large,
             )
             snapshots = Snapshots(module, self.snapshot_epochs)
             self.history_ = self._train(module, d, partners, snapshots, torch_seed)
@@ -285,16 +342,19 @@ class _PersonalizedBase(PerslibEstimator):
             return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
 
         evaluate = None
+        if d.large and len(val) > LARGE_VAL_MAX:  # large n: a fixed subsample keeps the per-epoch check cheap
+            val = np.sort(np.random.default_rng(torch_seed).choice(val, LARGE_VAL_MAX, replace=False))
         if len(val):
 
             def evaluate():
-                theta_val = module.from_latent(self._predicted_latent(module, d.cov[val], d.feats[val]))
+                latent = self._predicted_latent(module, d.cov[val], d.feats[val], fast=d.large)
+                theta_val = module.from_latent(latent)
                 return module.prediction_loss((d.X[val] * theta_val).sum(1), d.y[val]).item()
 
         return train_loop(
             step,
             (torch.arange(len(tr), device=self.device_),),
-            self._train_config(),
+            self._train_config(batch_size=self.batch_size_),
             module=module,
             evaluate=evaluate,
             generator=torch.Generator().manual_seed(torch_seed),
@@ -311,7 +371,7 @@ class _PersonalizedBase(PerslibEstimator):
             theta_all[train_idx] = module.params_of(idx_all).cpu().numpy()
             latent_tr = module.latent_of(idx_all).cpu().numpy().astype(np.float64)
             if len(val_idx):
-                latent_val = self._predicted_latent(module, cov[val_idx], Ft[val_idx])
+                latent_val = self._predicted_latent(module, cov[val_idx], Ft[val_idx], fast=d.large)
                 theta_all[val_idx] = module.from_latent(latent_val).cpu().numpy()
             shares = module.shares().cpu().numpy().astype(np.float64)
         self.matching_ = module.matching_diagnostic(partners, d.U[train_idx], d.categorical)
@@ -417,8 +477,9 @@ _DOC_PARAMS = """
         How the ``n_neighbors`` partner pairs of each sample are chosen.
     n_neighbors : int, default=10
         Partners per sample (k); memory is O(n·k).
-    refresh_every : int, default=1
-        Epochs between partner refreshes.
+    refresh_every : int or "auto", default="auto"
+        Epochs between partner refreshes. ``"auto"``: 1 below ``large_n`` trained
+        samples, 5 from it on (a neighbour search costs more than an epoch's steps there).
     matching_weight : float or None, default=None
         γ, weight of the distance-matching term; ``None`` means 100.
     pull : float, default=1e-2
@@ -442,8 +503,19 @@ _DOC_PARAMS = """
         Weight of the encoder's pull towards the learned z_i (θ_i).
     epochs : int, default=300
         Most passes over the samples (early stopping usually ends sooner).
-    batch_size : int, default=512
-        Samples per minibatch, each with its k partner pairs.
+    batch_size : int or "auto", default="auto"
+        Samples per minibatch, each with its k partner pairs. ``"auto"``: 512 below
+        ``large_n`` trained samples (the value this estimator has always used, so small
+        fits are unchanged), ``max(512, ceil(n_train / 64))`` from it on, i.e. about 64
+        optimizer steps per epoch: each row of the per-sample table still gets one step
+        per epoch, and the per-step Python overhead stops growing with n.
+    large_n : int, default=50000
+        Number of trained samples (after the held-out split) from which the large-n path
+        is taken: the ``"auto"`` batch size and refresh period above, neighbour searches
+        by SciPy's ``cKDTree`` on every core, and the per-epoch held-out loss on a fixed
+        random subsample of at most 10,000 held-out samples (all of them are still
+        predicted at the end). Below it every fit is exactly as before the large-n path
+        existed. The benchmark behind it is in ``benchmarks/README.md``.
     lr : float, default=0.04
         Adam learning rate (the encoder's is ``min(lr, 0.02)``).
     val_fraction : float, default=0.1
@@ -502,6 +574,8 @@ _DOC_PARAMS = """
         With ``snapshot_epochs``: ``(coef, intercept)`` of the trained samples after that
         many epochs; 0 is the initialisation (every model at the population estimate).
     n_epochs_ : int
+    batch_size_, refresh_every_ : int
+        The minibatch size and partner-refresh period used (``"auto"`` resolved).
     fit_time_ : float
         Seconds.
     feature_names_in_, covariate_names_in_ : ndarray of str

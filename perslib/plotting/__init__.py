@@ -13,7 +13,8 @@ Conventions, shared by every function here:
 
 Call :func:`set_style` once at the top of a notebook.
 
-Modules: ``_base`` (style, saving, shared helpers), ``parameters``, ``clusters``, ``scores``, ``images``,
+Modules: ``_base`` (style, saving, shared helpers), ``parameters``, ``clusters``, ``embeddings``, ``scores``,
+``images``,
 ``report`` (the data report of notebook 08);
 everything public is importable from ``perslib.plotting``.
 """
@@ -30,6 +31,9 @@ from perslib.plotting.clusters import (
     plot_image_grid,
     plot_soft_memberships,
 )
+from perslib.plotting.comparison import plot_paired_differences
+from perslib.plotting.diagnostics import plot_training_diagnostics
+from perslib.plotting.embeddings import plot_embeddings
 from perslib.plotting.images import plot_saliency_maps
 from perslib.plotting.parameters import (
     plot_dictionary,
@@ -67,11 +71,14 @@ __all__ = [
     "plot_image_grid",
     "plot_soft_memberships",
     "plot_saliency_maps",
+    "plot_embeddings",
     "plot_group_scores",
     "plot_scatter",
     "plot_history",
     "plot_scaling",
     "plot_fold_scores",
+    "plot_paired_differences",
+    "plot_training_diagnostics",
     "plot_caterpillar",
     "plot_cluster_sizes",
     "plot_coefficient_spread",

@@ -313,11 +313,14 @@ def plot_fold_scores(
     level: float = 0.95,
     score_label: str | None = None,
     title: str | None = None,
+    test_train_ratio: float | None = None,
 ) -> Figure:
     """Cross-validated scores of several models: one row per model, folds and interval.
 
     Each model gets its per-fold scores as small dots and their mean with a confidence
-    interval over folds (:func:`perslib.evaluation.mean_ci`) as a large dot with a bar.
+    interval over folds as a large dot with a bar: the corrected resampled t interval
+    (:func:`perslib.evaluation.corrected_t_interval`) when ``test_train_ratio`` is given,
+    else the normal approximation (:func:`perslib.evaluation.mean_ci`).
 
     Parameters
     ----------
@@ -336,12 +339,15 @@ def plot_fold_scores(
         Coverage of the interval.
     score_label, title : str, optional
         Horizontal axis label (default: the metric) and title.
+    test_train_ratio : float, optional
+        :math:`n_\\text{test}/n_\\text{train}` of the folds
+        (:func:`perslib.evaluation.split_ratio`); selects the corrected t interval.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from perslib.evaluation import mean_ci
+    from perslib.evaluation import corrected_t_interval, mean_ci
 
     need = {"fold", "model", "metric", "value"}
     if not isinstance(scores, pd.DataFrame) or not need <= set(scores.columns):
@@ -362,7 +368,10 @@ def plot_fold_scores(
         jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(1)
         ax.scatter(vals, row + jitter, s=14, color=color, alpha=0.45, linewidths=0)
         if len(vals) >= 2:
-            mean, low, high = mean_ci(vals, level)
+            if test_train_ratio is None:
+                mean, low, high = mean_ci(vals, level)
+            else:
+                mean, low, high = corrected_t_interval(vals, test_train_ratio, level)
             ax.plot([low, high], [row, row], color=color, lw=2.2, solid_capstyle="butt")
         else:
             mean = float(vals.mean())
