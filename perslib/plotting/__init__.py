@@ -14,8 +14,8 @@ Conventions, shared by every function here:
 Call :func:`set_style` once at the top of a notebook.
 
 Modules: ``_base`` (style, saving, shared helpers), ``parameters``, ``clusters``, ``embeddings``, ``scores``,
-``images``,
-``report`` (the data report of notebook 08);
+``comparison`` (paired per-fold differences), ``diagnostics`` (a fit's history), ``images``, ``report``
+(the data report of notebook 08);
 everything public is importable from ``perslib.plotting``.
 """
 
