@@ -328,6 +328,6 @@ def test_smoke_run_writes_self_contained_html_with_rendered_math(tmp_path, capsy
     assert external_resources(page) == []
     formulas = ANNOTATION.findall(page)
     assert len(formulas) == len(formulas_of(jupytext.read(py)))
-    for tex in (r"\operatorname{logit} \hat y_M", r"L = \mathrm{BCE}(y, \hat y_M)", r"u_{\text{int}}(z)"):
+    for tex in (r"\operatorname{logit} \hat y_M", r"L = \mathrm{BCE}(y, \hat y_M)", r"b_{\text{int}}(z)"):
         assert any(f.startswith(tex) for f in formulas), tex
     assert '<math display="block">' in page and "data:image/png;base64," in page
