@@ -180,7 +180,7 @@ class PersonalizedModule(nn.Module):
             return F.binary_cross_entropy_with_logits(eta, target)
         return 0.5 * ((eta - target) ** 2).mean()
 
-    def loss(self, idx, partners, X, y, U, feats, categorical) -> tuple[torch.Tensor, dict]:
+    def loss(self, idx, partners, X, y, U, feats, categorical, batch_sum=None) -> tuple[torch.Tensor, dict]:
         """The objective on the minibatch ``idx`` (module docstring) and its named terms.
 
         Parameters
@@ -193,6 +193,12 @@ class PersonalizedModule(nn.Module):
             Standardized design, target, encoded covariates and encoder inputs of every
             trained sample.
         categorical : BoolTensor (K,)
+        batch_sum : callable, optional
+            Turns a sum over this minibatch into the sum over the *global* minibatch (data
+            parallel training: an all-reduce across processes). The closed-form scale s and
+            the transfer temperature's neighbourhood scale are ratios of such sums; every
+            other term is a mean whose gradients the processes average. ``None``: this
+            minibatch is the whole one.
         """
         o = self.objective
         theta = self.params_of(idx)
@@ -206,7 +212,10 @@ class PersonalizedModule(nn.Module):
             penalty = o.metric_penalty * s_phi
         else:  # the scale in closed form: the least-squares s for these pairs, s = Σ dδ / Σ δ² (δ = πᵀΔ)
             delta = deltas @ pi.detach()
-            s_phi = (param_dist.detach() * delta).sum() / (delta**2).sum().clamp_min(1e-12)
+            if batch_sum is None:
+                s_phi = (param_dist.detach() * delta).sum() / (delta**2).sum().clamp_min(1e-12)
+            else:
+                s_phi = batch_sum((param_dist.detach() * delta).sum()) / batch_sum((delta**2).sum()).clamp_min(1e-12)
             gap = param_dist - s_phi * delta
             # "bound": only pairs farther apart than s·δ are pulled in (a Lipschitz bound on θ(u));
             # "match": every pair is pulled or pushed to s·δ (two-sided matching)
@@ -216,7 +225,11 @@ class PersonalizedModule(nn.Module):
             o.kind != "paper" and o.metric_learning > 0
         ):  # π-only signal: do the partners' θ, weighted by πᵀΔ, predict y_i?
             dist = deltas @ pi
-            tau = F.softplus(self.tau_raw) * (dist.detach().mean() + 1e-12)  # relative to the neighbourhood's scale
+            if batch_sum is None:
+                scale = dist.detach().mean()
+            else:
+                scale = batch_sum(dist.detach().sum()) / batch_sum(dist.new_tensor(float(dist.numel())))
+            tau = F.softplus(self.tau_raw) * (scale + 1e-12)  # relative to the neighbourhood's scale
             with torch.no_grad():
                 theta_partners = self.params_of(partners)
             w = torch.softmax(-dist / tau, dim=1)
