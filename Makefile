@@ -41,7 +41,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
-	$(PIP) install --quiet -e ".[notebooks,test,batch]"
+	$(PIP) install --quiet -e ".[notebooks,test,batch,peers]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (perslib)" >/dev/null
 	@$(BIN)/python -c "import torch, perslib; print('perslib', perslib.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
 	@touch $@

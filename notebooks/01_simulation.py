@@ -45,7 +45,7 @@
 # | $x_i$ ($p$ entries), $y_i$ | a sample's predictors (features) and response | everywhere |
 # | $u_i$, $c$ | a sample's **covariates** (say *whose* model it is, not predictors); $c$ indexes them | 01–03, 07 |
 # | $\theta_i$, $\theta_\text{pop}$ | a sample's own parameters; the population model | 01–03, 07 |
-# | $q$, $Q$, $z_i$ | rank, dictionary of $q$ basis models, a sample's **latent code**: $\theta_i = \theta_\text{pop} + Q^\top z_i$ | 02, 03, 07 |
+# | $q$, $Q$, $a_i$ | rank, dictionary of $q$ basis models, a sample's **latent code** (its weights on the atoms): $\theta_i = \theta_\text{pop} + Q^\top a_i$ | 02, 03, 07 |
 # | $m$, $N(i)$ | number of partners per sample, the partners of sample $i$ | 02, 03 |
 # | φ = s·π | learned covariate metric: scale $s$ times shares π | 02, 03, 07 |
 # | $k$, $K$ | a **cluster** (site, school, patient) and the number of clusters | 01, 04–07 |
@@ -55,10 +55,11 @@
 # | $h_F(x)$, $A$ | the FE network's last hidden layer; the adversary | 04–07 |
 # | $J$ | number of cross-validation folds | 04, 07 |
 #
-# One letter, $z$, has two uses, kept apart by the method family: the latent code of
-# personalized regression (02, 03) and ARMED's cluster vector (04–07; it is the name of
-# the library's `z=` argument). Where notebook 07 compares both families on one table,
-# the prose says which is meant.
+# Each letter has one meaning in the whole series. Two clashes of the source papers are
+# resolved here: the low-rank paper writes the latent code $z_i$ and ARMED writes the
+# cluster vector $z$; the series keeps $z$ for ARMED (it is the library's `z=` argument)
+# and writes the latent code $a_i$ (the library's `embeddings_`). Random effects are $b$
+# (the papers use $u$), because $u$ is the covariates here.
 
 # %% tags=["parameters"]
 seed = 0  # seeds every simulator, data split and network initialisation
@@ -171,8 +172,7 @@ plotting.save_figure(fig, out_dir, "theta_vs_covariates")
 # adds nothing to the process. Relationships like this, where a covariate matters only in
 # interaction with others, are exactly what a personalized model must discover.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 share_process = evaluation.binned_explained_variance(theta, process)["all"].iloc[0]
 alone = evaluation.binned_explained_variance(theta, U, n_bins=12)["all"]
 with_process = evaluation.binned_explained_variance(theta, U, n_bins=12, by=process)["all"]
@@ -210,8 +210,7 @@ err_pooled = evaluation.parameter_mse(theta_pooled, theta)
 err_oracle = evaluation.parameter_mse(theta_oracle, theta)
 results.update(var_theta=var_theta, err_pooled=err_pooled, err_oracle=err_oracle)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"variance of the true θ (error of their mean):  {var_theta:.2f}")
 print(f"pooled OLS parameter error:                   {err_pooled:.2f}  ({err_pooled / var_theta:.0%} of the variance)")
 print(f"one OLS per true process (oracle):            {err_oracle:.2f}  ({err_oracle / var_theta:.0%} of the variance)")
@@ -228,8 +227,7 @@ assert 0.1 < err_oracle / var_theta < 0.5, "the oracle should remove most, but n
 # spread over every process alike (table below): that is the
 # **within-process** variation along each arc, which no cluster-level model can capture.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 per_process = (
     pd.DataFrame(
         {
@@ -301,8 +299,7 @@ results.update(
     spiral_corr_radius_dev=r_dev,
 )
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"pooled MLP test accuracy: {acc_pooled:.2f}")
 print(
     f"per-cluster accuracy: min {by_cluster['score'].min():.2f}, max {by_cluster['score'].max():.2f}, "
@@ -392,8 +389,7 @@ results.update(
     corr_probe_ratio=r_probe,
 )
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"correlation of cluster probe mean with class-0 share: {r_probe:.2f}")
 print(f"pooled MLP on spirals + probes, test accuracy: {acc_c:.2f}")
 print(f"accuracy lost when the probes are shuffled: {drop:.2f}")
@@ -503,8 +499,7 @@ def site_accuracy(imgs):
 acc_site, acc_site_clean, chance = site_accuracy(images), site_accuracy(clean), 1 / n_sites
 results.update(site_acc=acc_site, site_acc_clean=acc_site_clean, site_chance=chance, corr_brightness=r_bright)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"correlation of observed with predicted site brightness: {r_bright:.2f}")
 print(f"site predicted from pixels, with batch effects: {acc_site:.2f}")
 print(f"site predicted from pixels, clean control:      {acc_site_clean:.2f}  (chance {chance:.2f})")
@@ -529,7 +524,7 @@ assert abs(acc_site_clean - chance) < 0.15, "without batch effects the site shou
 #
 # Where the series goes next: **02** fits personalized regression (one θᵢ per sample,
 # tied together by distance matching on the covariates); **03** makes it low-rank with a
-# dictionary of basis models, $\theta_i = Q^\top z_i$; **04** builds ARMED for dense
+# dictionary of basis models, $\theta_i = \theta_\text{pop} + Q^\top a_i$; **04** builds ARMED for dense
 # networks (adversary + random effects) on these spirals; **07** predicts for clusters
 # never seen in training. The yardsticks from this notebook — `evaluation.parameter_mse`,
 # `evaluation.per_group_score` and the pooled MLP — are the baselines every later notebook

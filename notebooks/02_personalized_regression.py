@@ -41,6 +41,8 @@ n_samples = 2000  # samples in the personalized-regression simulation
 n_features = 5  # predictors x per sample, i.e. the length of each coefficient vector theta_i
 n_covariates = 3  # covariates u: position, process and one irrelevant column
 epochs = 300  # most training epochs of each personalized model (early stopping ends sooner)
+n_boot = 8  # bootstrap refits for the intervals of θ_i (section 2)
+boot_samples = 600  # samples of the simulation used for the bootstrap (a subsample keeps it fast)
 math_fraction = 1.0  # share of the 7,185 MathAchieve students used (smaller for a quick run)
 out_dir = "../build/02_personalized_regression"  # every file this notebook writes goes here
 
@@ -62,7 +64,13 @@ from threadpoolctl import threadpool_limits
 
 import perslib
 from perslib import data, evaluation, plotting
-from perslib.personalized import KNNLocalRegressor, MixtureRegressor, PopulationRegressor, VaryingCoefficientRegressor
+from perslib.personalized import (
+    KNNLocalRegressor,
+    MixtureRegressor,
+    PopulationRegressor,
+    VaryingCoefficientRegressor,
+    bootstrap_coef,
+)
 
 perslib.set_seed(seed)
 plotting.set_style()
@@ -84,14 +92,14 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 #
 # ($c$ indexes covariates), where $\Delta_{ij}$ holds one distance per covariate (each
 # scaled to mean pair distance 1) and φ weighs them. We use the **low-rank** form of NeurIPS 2019, $\theta_i =
-# \theta_{\text{pop}} + Q^\top z_i$ with a dictionary $Q$ of $q$ basis models and a short
-# latent vector $z_i$ per sample, whose distances $\lVert z_i - z_j\rVert$ are matched. The
+# \theta_{\text{pop}} + Q^\top a_i$ with a dictionary $Q$ of $q$ basis models and a short
+# latent vector $a_i$ per sample, whose distances $\lVert a_i - a_j\rVert$ are matched. The
 # paper's objective (`objective="paper"` in perslib) is
 #
-# $$\min_{z, Q, \varphi}\ \frac1n\sum_i \ell(x_i, y_i, \theta_i)
-#   \;+\; \frac{\gamma}{2}\,\frac1{nm}\sum_i\sum_{j\in N(i)} \big(\lVert z_i - z_j\rVert - \varphi^\top\Delta_{ij}\big)^2
+# $$\min_{A, Q, \varphi}\ \frac1n\sum_i \ell(x_i, y_i, \theta_i)
+#   \;+\; \frac{\gamma}{2}\,\frac1{nm}\sum_i\sum_{j\in N(i)} \big(\lVert a_i - a_j\rVert - \varphi^\top\Delta_{ij}\big)^2
 #   \;+\; \lambda\,\frac1n\sum_i \lVert\theta_i - \theta_{\text{pop}}\rVert^2 \;+\; \upsilon\,\lVert\varphi\rVert_1
-#   \;+\; \omega\big(\tfrac1n\lVert Z\rVert^2 + \lVert Q\rVert^2\big),$$
+#   \;+\; \omega\big(\tfrac1n\lVert A\rVert^2 + \lVert Q\rVert^2\big),$$
 #
 # a prediction loss per sample, the matching term over $m$ partners per sample, a pull
 # towards the population model, an L1 penalty on φ and weight decay on the dictionary.
@@ -110,8 +118,8 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 #   ($\bar d$ the mean partner distance, τ a learned temperature, sg stop-gradient), so a
 #   covariate whose closeness does not make models transferable loses share.
 # * The scale is **fitted in closed form** on every minibatch, the least-squares
-#   $s = \sum \lVert z_i - z_j\rVert\,\delta_{ij} / \sum \delta_{ij}^2$ with $\delta_{ij} = \pi^\top\Delta_{ij}$, and the
-#   matching term is a **bound**, $\frac{\gamma}{2}\,\text{mean}\;\max(0, \lVert z_i - z_j\rVert - s\,\delta_{ij})^2$: two samples'
+#   $s = \sum \lVert a_i - a_j\rVert\,\delta_{ij} / \sum \delta_{ij}^2$ with $\delta_{ij} = \pi^\top\Delta_{ij}$, and the
+#   matching term is a **bound**, $\frac{\gamma}{2}\,\text{mean}\;\max(0, \lVert a_i - a_j\rVert - s\,\delta_{ij})^2$: two samples'
 #   models may be no farther apart than s times their covariate distance; partners farther
 #   apart than that are pulled together, closer ones are left alone (`objective="bound"`;
 #   `"match"` pulls or pushes every pair to exactly $s\,\delta_{ij}$).
@@ -131,11 +139,11 @@ results = {}  # key numbers, written to out_dir/metrics.json at the end
 # | λ | pull $\lVert\theta_i - \theta_\text{pop}\rVert^2$ towards the population model | `pull` | 0.01 |
 # | υ | L1 penalty on φ (`objective="paper"` only) | `metric_penalty` | 0.01 |
 # | μ | weight of the kNN-transfer term that learns the shares π | `metric_learning` | 1.0 |
-# | ω | weight decay on $Z$ and $Q$ | `latent_decay` | 0.001 |
+# | ω | weight decay on $A$ and $Q$ | `latent_decay` | 0.001 |
 # | — | bound, match or the paper's objective | `objective` | `"bound"` |
-# | — | who the partners $N(i)$ are (near in $u$, in $z$, random) | `neighbors` | `"covariate"` |
+# | — | who the partners $N(i)$ are (near in $u$, in $a$, random) | `neighbors` | `"covariate"` |
 # | — | training samples averaged for a new sample's θ | `n_neighbors_predict` | 10 |
-# | $f: u \to z$ | amortized encoder for new samples | `encoder` | `None` (kNN rule) |
+# | $f: u \to a$ | amortized encoder for new samples | `encoder` | `None` (kNN rule) |
 
 # %% [markdown]
 # ## 2. Parameter recovery on the simulation
@@ -173,16 +181,42 @@ print(f"rank chosen by the held-out loss: {pr.rank_} (held-out loss by rank: {pr
 print(f"PR fit times: default {pr.fit_time_:.1f} s, full rank {pr_full.fit_time_:.1f} s ({pr_full.n_epochs_} epochs)")
 
 # %% [markdown]
-# The training curves (of the chosen rank) show how early stopping works: 10% of the
-# samples are held out, their θ is predicted from their covariate neighbours after every
-# epoch, and training stops when that held-out loss stops improving (the best epoch is
-# restored). The same held-out loss chose the rank.
+# **Reading a fit: diagnostics.** The training history of the chosen rank, each term on its
+# own axis (`plotting.plot_training_diagnostics`; the terms live on different scales):
+# the prediction loss, the matching term, the kNN-transfer term that learns the shares π,
+# the fitted metric scale s and the held-out loss. 10% of the samples are held out, their
+# θ is predicted from their covariate neighbours after every epoch, and training stops
+# when that held-out loss stops improving; the dashed line marks the best epoch, whose
+# parameters are restored. The same held-out loss chose the rank.
+#
+# **What a bad fit looks like**, next to it: the same model stopped after 5 epochs. Its
+# held-out loss is still falling at the last epoch (no plateau, the best epoch is the
+# last), the sign to raise `epochs`. Two other signs to look for: a held-out loss that
+# rises from the first epochs on while the prediction loss keeps falling (the per-sample
+# models fit noise: raise `matching_weight` or `pull`, or lower the rank), and a metric
+# scale s that collapses to 0 (the covariates say nothing about who shares a model; the
+# fit has become a population model).
 
 # %%
-fig = plotting.plot_history(pr.history_, columns=["pred_loss", "match_loss", "val_loss"], title="PR training")
+diag_cols = ["pred_loss", "match_loss", "transfer_loss", "metric_scale", "val_loss"]
+fig = plotting.plot_training_diagnostics(pr.history_, columns=diag_cols, title="PR, the default fit")
 plotting.save_figure(fig, out_dir, "training_history")
-# %%
-# NBVAL_CHECK_OUTPUT
+short = perslib.PersonalizedRegressor(rank=pr.rank_, epochs=5, device=device, random_state=seed)
+short.fit(X, y, covariates=U)
+fig = plotting.plot_training_diagnostics(short.history_, columns=diag_cols, title="PR stopped after 5 epochs")
+plotting.save_figure(fig, out_dir, "training_history_short")
+best_epoch = int(pr.history_["val_loss"].idxmin())
+print(
+    f"default fit: best epoch {best_epoch + 1} of {pr.n_epochs_}; stopped at 5: best epoch "
+    f"{int(short.history_['val_loss'].idxmin()) + 1} of 5"
+)
+assert best_epoch + 1 < pr.n_epochs_, "early stopping should end the default fit after a plateau"
+assert short.history_["val_loss"].is_monotonic_decreasing, "5 epochs should stop while the held-out loss still falls"
+short_ratio = evaluation.parameter_mse(short.coef_, theta) / evaluation.parameter_mse(pr.coef_, theta)
+print(f"θ error of the short fit relative to the default: {short_ratio:.1f}")
+assert short_ratio > 1.5, "an undertrained fit should show in its θ error, not only in its curves"
+results["short fit θ MSE ratio"] = short_ratio
+# %% tags=["nbval-check-output"]
 err = pd.Series({name: evaluation.parameter_mse(m.coef_, theta) for name, m in models.items()})
 err_pr, err_pop = err["PR"], err["population"]
 print(err.round(2).to_string())
@@ -229,27 +263,84 @@ for ax, (title, th) in zip(
     plotting.plot_parameter_space(th, process, param_names=param_names, ax=ax, title=title)
 plotting.save_figure(fig, out_dir, "parameter_space")
 # %% [markdown]
+# **How certain is each θ̂ᵢ?** Personalized regression gives no standard error. A cheap
+# approximation is the bootstrap (`personalized.bootstrap_coef`): refit on resamples of
+# the rows and read every sample's θ from each refit — its own fitted row when it was
+# drawn, the rule for new samples when it was not — and take percentiles. It measures how
+# much θ̂ᵢ would move with another sample of the same size. It does **not** measure the
+# shrinkage towards the population model and the neighbours, which is a bias, so the
+# intervals cover the truth less often than their nominal level. Here on a subsample of
+# `boot_samples` samples with `n_boot` refits (each a full fit, so the cost is n_boot
+# fits), at the level 0.9, with the truth for comparison:
+
+# %% tags=["nbval-check-output"]
+sub = np.random.default_rng(seed).choice(len(y), size=min(boot_samples, len(y)), replace=False)
+boot = bootstrap_coef(
+    perslib.PersonalizedRegressor(rank=pr.rank_, epochs=epochs, device=device, random_state=seed),
+    X[sub],
+    y[sub],
+    covariates=U.iloc[sub],
+    n_boot=n_boot,
+    level=0.9,
+    random_state=seed,
+)
+coverage = boot.coverage(theta[sub])
+width = float(np.mean(boot.coef_high - boot.coef_low))
+print(f"90% bootstrap intervals of θ_i: mean width {width:.2f}, coverage of the true θ_i {coverage:.2f}")
+assert 0.2 < coverage < 0.9, "the intervals should carry information yet miss the shrinkage bias"
+results.update({"bootstrap coverage": coverage, "bootstrap width": width})
+
+# %%
+show = np.sort(np.random.default_rng(seed + 1).choice(len(sub), size=40, replace=False))
+cat = pd.DataFrame(
+    {
+        "sample": sub[show],
+        "mean": boot.coef_mean[show, 1],
+        "low": boot.coef_low[show, 1],
+        "high": boot.coef_high[show, 1],
+    }
+)
+fig = plotting.plot_caterpillar(
+    cat,
+    label="sample",
+    reference={"true θ1": dict(zip(sub[show], theta[sub][show, 1]))},
+    center=None,
+    ylabel="θ1",
+    title="θ1 of 40 samples: bootstrap mean, 90% interval and the truth",
+    interval_label="bootstrap mean and 90% interval",
+)
+plotting.save_figure(fig, out_dir, "bootstrap_intervals")
+
+# %% [markdown]
+# **What to look at.** Each bar is one sample's 90% interval for θ1, the diamond its true
+# value. Most bars are short: a sample's model is pinned down by its neighbours as much as
+# by its own response. Where the truth sits off the bar, the fit has been pulled towards
+# its neighbours or the population model — the shrinkage the bootstrap cannot see. **What to
+# conclude:** read the intervals as the variability of the fit, a lower bound on the
+# uncertainty, and use the coverage printed above (below 0.9, asserted) as the reminder
+# that on real data, without the truth, they are too narrow.
+
+# %% [markdown]
 # ## 3. What the objective does: an ablation
 #
 # Section 1 wrote down two objectives. Here each choice of perslib's default is undone in
 # turn, at the rank chosen above, on the same data: the two-sided matching, the transfer
 # term that teaches the shares, the covariate partners (the papers' code uses partners
-# nearest in $z$, or random ones), and finally the paper's objective itself. For each fit
+# nearest in $a$, or random ones), and finally the paper's objective itself. For each fit
 # `matching_` says what the matching term ended up doing over the last partner pairs:
-# the scale s, the correlation of the models' distances $\lVert z_i - z_j\rVert$ with the
+# the scale s, the correlation of the models' distances $\lVert a_i - a_j\rVert$ with the
 # covariate distances $\pi^\top\Delta_{ij}$, and the share of pairs within the bound
-# $\lVert z_i - z_j\rVert \le s\,\pi^\top\Delta_{ij}$.
+# $\lVert a_i - a_j\rVert \le s\,\pi^\top\Delta_{ij}$.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 variants = {
     "default (bound, transfer, covariate partners)": {},
     "two-sided matching (objective='match')": {"objective": "match"},
     "no transfer term (shares stay uniform)": {"metric_learning": 0.0},
-    "partners nearest in z": {"neighbors": "latent"},
+    "partners nearest in a": {"neighbors": "latent"},
     "random partners": {"neighbors": "random"},
     "paper objective, covariate partners": {"objective": "paper"},
-    "paper objective, partners nearest in z": {"objective": "paper", "neighbors": "latent"},
+    "paper objective, partners nearest in a": {"objective": "paper", "neighbors": "latent"},
 }
 ablation = {}
 for name, options in variants.items():
@@ -268,7 +359,7 @@ ablation = pd.DataFrame(ablation).T
 print(ablation.round(2).to_string())
 err_ratio = ablation["θ MSE / population"]
 assert err_ratio.iloc[0] < err_ratio.iloc[1:].min(), "each default choice should pay on these data"
-assert err_ratio["paper objective, partners nearest in z"] > 2 * err_ratio.iloc[0], (
+assert err_ratio["paper objective, partners nearest in a"] > 2 * err_ratio.iloc[0], (
     "the paper's setting should be far behind"
 )
 assert 0.2 < ablation["within_bound"].iloc[0] < 0.9, "the bound should bind for some pairs and not for others"
@@ -279,7 +370,7 @@ results.update({f"ablation {k} {name}": v for name, row in ablation.iterrows() f
 # that the default has the smallest error of all). Two-sided matching — the paper's, or
 # perslib's with the closed-form scale — also pushes apart pairs of samples whose models
 # are closer than their covariate distance says, which costs accuracy; with the partners
-# the paper's code uses (nearest in $z$) its objective is far behind (asserted: more than
+# the paper's code uses (nearest in $a$) its objective is far behind (asserted: more than
 # twice the default's error): those partners are already close in the model space, so
 # matching them teaches little about the covariates. The bound keeps what helps — samples
 # close in covariates get close models — without forcing other pairs apart: part of the
@@ -318,8 +409,7 @@ plotting.save_figure(fig, out_dir, "embeddings")
 # local regression's θ̂ a comparison.
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def cluster_ari(coefs):
     with threadpool_limits(limits=1, user_api="openmp"):  # as for t-SNE
         labels = KMeans(n_clusters=3, n_init=10, random_state=seed).fit_predict(coefs)
@@ -345,8 +435,7 @@ results.update({f"ari {k}": v for k, v in ari.items()})
 # irrelevant covariate, which shapes nothing, is switched (almost) off by the kNN-transfer
 # term. Nobody told the model which covariate was irrelevant.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 share = pr.covariate_weights_
 print("shares π of the covariate metric:")
 print(share.round(2).to_string())
@@ -401,7 +490,7 @@ zoom.round(2)
 # PR learns θ only for its training samples. For a new sample, the papers' rule takes the
 # `n_neighbors_predict` = 10 training samples nearest under the *learned* metric
 # $d_\varphi$ and averages their θ̂ (`predict_params`). The alternative is *amortized*:
-# `encoder="mlp"` trains a small network f: u → z jointly with the embedding (a loss
+# `encoder="mlp"` trains a small network f: u → a jointly with the embedding (a loss
 # ‖f(uᵢ) − zᵢ‖² that follows the learned zᵢ, plus the prediction loss of θ_pop + Qᵀf(uᵢ)),
 # and new samples get θ = θ_pop + Qᵀf(u) — the route Contextualized ML takes. The kNN
 # rule needs the training set at prediction time and is exact where training samples are
@@ -411,8 +500,7 @@ zoom.round(2)
 # parameter error of the predicted θ. The noise variance of the simulator (0.25) is the
 # floor for the test MSE.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 X_new, y_new, U_new, theta_new, process_new = data.make_personalized_regression(
     n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed + 1
 )
@@ -503,8 +591,7 @@ pred_mlm = mlm.predict(test).to_numpy() + blup[:, 0] + blup[:, 1] * test["SES"].
 mlm.fe_params.round(2).to_frame("MixedLM fixed effect")
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def r2(pred):
     return 1 - np.mean((test[hsb.target].to_numpy() - pred) ** 2) / np.var(test[hsb.target].to_numpy())
 
@@ -548,8 +635,7 @@ plotting.save_figure(fig, out_dir, "math_by_school")
 # difference of the sectors' mean SES slopes, and the least-squares slope of the school
 # intercepts on MEANSES.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 share_hsb = pr_hsb.covariate_weights_
 print("shares π of the covariate metric:", share_hsb.round(2).to_dict())
 by_sector = schools.groupby("Catholic")[["SES", "intercept"]].mean().rename(index={0: "public", 1: "Catholic"})

@@ -25,7 +25,7 @@
 # 2. **The rank sweep**: parameter error and fit time against the rank q, next to the
 #    best error any rank-q model could reach.
 # 3. **The atoms**: what the rows of Q are, what is identifiable about them, and what the
-#    latent coordinates zᵢ encode.
+#    latent coordinates aᵢ encode.
 # 4. **Full rank against low rank**: accuracy, time and memory.
 # 5. **Relaxation**: the models leaving the population estimate during training.
 # 6. **Scaling**: fit time against the number of samples, live and from the benchmark.
@@ -56,7 +56,7 @@ from sklearn.decomposition import PCA
 
 import perslib
 from perslib import data, evaluation, plotting
-from perslib.personalized import PopulationRegressor
+from perslib.personalized import PopulationRegressor, select_by_held_out_loss
 
 perslib.set_seed(seed)
 plotting.set_style()
@@ -72,24 +72,24 @@ ranks = sorted(set(ranks) | {1, rank})
 # one observation per model. The low-rank form of NeurIPS 2019 writes every model as the
 # population model plus a combination of a few shared **basis models**:
 #
-# $$\theta_i = \theta_{\text{pop}} + Q^\top z_i = \theta_{\text{pop}} + \sum_{r=1}^{q} z_{ir}\, Q_r,
-#   \qquad Q \in \mathbb{R}^{q\times(p+1)},\ z_i \in \mathbb{R}^q .$$
+# $$\theta_i = \theta_{\text{pop}} + Q^\top a_i = \theta_{\text{pop}} + \sum_{r=1}^{q} a_{ir}\, Q_r,
+#   \qquad Q \in \mathbb{R}^{q\times(p+1)},\ a_i \in \mathbb{R}^q .$$
 #
 # The rows $Q_r$ of the **dictionary** are its *atoms*: directions in coefficient space
 # along which the models may move away from the population estimate. Each sample only
-# chooses its position $z_i$, q numbers instead of $p+1$, while the atoms are shared by
+# chooses its position $a_i$, q numbers instead of $p+1$, while the atoms are shared by
 # all $n$ samples and therefore estimated from all the data. The count of free numbers
 # drops from $n(p+1)$ to $nq + q(p+1)$, and, more important than the count, every
 # sample's model is confined to the same q-dimensional (affine) subspace: a strong
 # prior that is right when the population's models really vary along a few directions.
-# Distance matching then acts on the short vectors, $\lVert z_i - z_j\rVert \approx d_\varphi(u_i, u_j)$
+# Distance matching then acts on the short vectors, $\lVert a_i - a_j\rVert \approx d_\varphi(u_i, u_j)$
 # (notebook 02 and the docstring of `perslib.personalized` give the full objective).
 #
 # Two facts to keep in mind:
 #
 # * **Only the span is identified, not the atoms.** For any orthogonal $q\times q$
-#   matrix $R$, $Q' = RQ$ and $z_i' = Rz_i$ give the same models, the same distances
-#   $\lVert z_i - z_j\rVert$ and the same penalties on $\lVert Z\rVert^2 + \lVert Q\rVert^2$.
+#   matrix $R$, $Q' = RQ$ and $a_i' = Ra_i$ give the same models, the same distances
+#   $\lVert a_i - a_j\rVert$ and the same penalties on $\lVert A\rVert^2 + \lVert Q\rVert^2$.
 #   A fit can return any rotation of the atoms; what it pins down is the subspace they span.
 # * **q is a bound on linear, not intrinsic, dimension.** The models may lie on curves
 #   (here: three arcs, each one-dimensional), but the dictionary is linear, so q must
@@ -102,8 +102,7 @@ ranks = sorted(set(ranks) | {1, rank})
 # Before fitting anything we ask the truth how many directions it needs: a PCA of the
 # true θ (no intercept; the true intercept is 0).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 X, y, U, theta, process = data.make_personalized_regression(
     n_samples=n_samples, n_features=n_features, n_covariates=n_covariates, random_state=seed
 )
@@ -204,8 +203,7 @@ plotting.save_figure(fig, out_dir, "rank_sweep")
 # low rank from q = 4 on (asserted below): with free θᵢ the noise of a single response per
 # sample is only tamed by the matching term, not by a shared subspace.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(sweep[["parameter MSE", "floor"]].round(2).to_string())
 print(f"population model {err_pop:.2f}, full rank {err_full:.2f}")
 print(
@@ -224,6 +222,26 @@ results.update(
     **{"param_mse population": err_pop, "param_mse full rank": err_full},
     **{"auto rank": auto.rank_, "param_mse auto rank": evaluation.parameter_mse(auto.coef_, theta)},
 )
+
+# %% [markdown]
+# **Penalties are chosen the same way.** `personalized.select_by_held_out_loss` fits one
+# model per setting (every fit holds out the same samples) and keeps the lowest held-out
+# loss; here for the weight γ of the matching term (`matching_weight`) at rank 4. Next to
+# each held-out loss is the error against the true θ, which a user cannot compute: the
+# question is whether the loss a user has ranks the settings as the truth does.
+
+# %% tags=["nbval-check-output"]
+gamma_grid = {"matching_weight": [1.0, 100.0, 10000.0]}
+base = perslib.PersonalizedRegressor(rank=rank, epochs=epochs, device=device, random_state=seed)
+best_gamma, gamma_table, gamma_fits = select_by_held_out_loss(
+    base, X, y, covariates=U, param_grid=gamma_grid, return_estimators=True
+)
+gamma_table["parameter MSE"] = [evaluation.parameter_mse(m.coef_, theta) for m in gamma_fits]
+print(gamma_table[["matching_weight", "held_out_loss", "parameter MSE", "chosen"]].round(3).to_string(index=False))
+truth_best = gamma_table["parameter MSE"].idxmin()
+assert gamma_table.loc[truth_best, "chosen"], "the held-out loss should pick the γ that is best against the truth"
+assert gamma_table["parameter MSE"].max() > 1.5 * gamma_table["parameter MSE"].min(), "γ should matter at all"
+results["gamma chosen"] = float(best_gamma.matching_weight)
 
 # %% [markdown]
 # ## 3. The atoms and what they mean
@@ -255,8 +273,7 @@ plotting.save_figure(fig, out_dir, "atoms")
 # (`scipy.linalg.subspace_angles`) are 0° for identical subspaces and up to 90°. For
 # scale, we also measure random q-dimensional subspaces of ℝᵖ.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 angles = np.degrees(subspace_angles(fits[rank].dictionary_.T, pca_true.components_[:rank].T))
 rng = np.random.default_rng(seed)
 angles_random = np.median(
@@ -273,7 +290,7 @@ results.update(max_principal_angle_deg=angles.max(), max_principal_angle_random_
 # %% [markdown]
 # The fitted span matches the truth's principal subspace to within a few degrees,
 # learned from one noisy response per sample. **What the atoms encode** shows in the
-# latent coordinates $z_i$ (in the principal basis): below, coordinates 1 and 2 against
+# latent coordinates $a_i$ (in the principal basis): below, coordinates 1 and 2 against
 # each other, and the next coordinates against `u_position`, all coloured by the true
 # process, which the model never saw.
 
@@ -298,8 +315,7 @@ plotting.save_figure(fig, out_dir, "atom_coordinates")
 # together with `u_position` (10 position bins within each process), and by the
 # irrelevant covariate.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 names = [f"coordinate {k + 1}" for k in range(rank)]
 eta_process = evaluation.binned_explained_variance(coords, pd.DataFrame({"process": process}), param_names=names)
 eta_position = evaluation.binned_explained_variance(coords, U[["u_position"]], by=process, param_names=names)
@@ -369,8 +385,7 @@ table = pd.DataFrame(
 ).T
 table.round(3)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(table[["parameter MSE", "new samples: parameter MSE", "new samples: prediction MSE"]].round(2).to_string())
 print("trained parameters:", table["trained parameters"].astype(int).to_dict())
 low, full = table.loc[low_name], table.loc["full rank"]
@@ -430,8 +445,7 @@ plotting.save_figure(fig, out_dir, "relaxation")
 # less than half the population model's (asserted below), and the remaining epochs refine
 # the picture. The error against the truth at each snapshot:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 relax_err = pd.Series({e: evaluation.parameter_mse(coef, theta[rows]) for e, (coef, _) in relax.snapshots_.items()})
 relax_err.index.name = "epoch"
 err_fitted = evaluation.parameter_mse(relax.coef_[rows], theta[rows])

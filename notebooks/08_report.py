@@ -116,8 +116,7 @@ display(Markdown(analysis.summarize(data, clustering, seen, unseen, final, perso
 # for the folds (`drop_small_clusters`); each reason is counted here. A missing target or
 # cluster label stops the report instead.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("\n".join(data.audit()))
 assert data.n_rows + int(data.dropped_rows["rows"].sum()) == data.n_rows_read, "every row is used or counted as dropped"
 assert data.X.notna().all().all() and len(data.X) == len(data.y) == len(data.groups)
@@ -137,8 +136,8 @@ plotting.save_figure(fig, out_dir, "cluster_sizes")
 # ## 2. Does the clustering matter?
 #
 # The **intraclass correlation** (ICC) is the share of the target's variance that lies
-# between clusters: a linear mixed model $y_{ij} = \beta_0 + u_j + e_{ij}$ with
-# $u_j \sim \mathcal N(0, \tau^2)$ and $e_{ij} \sim \mathcal N(0, \sigma^2)$ gives
+# between clusters: a linear mixed model $y_{ik} = \beta_0 + b_k + e_{ik}$ (sample $i$ of cluster $k$) with
+# $b_k \sim \mathcal N(0, \tau^2)$ and $e_{ik} \sim \mathcal N(0, \sigma^2)$ gives
 # $\rho = \tau^2 / (\tau^2 + \sigma^2)$ (`perslib.evaluation.intraclass_correlation`,
 # statsmodels `MixedLM`, REML). With the features as fixed effects the same model says how
 # much is left between clusters once the features are accounted for. For a binary target the
@@ -146,8 +145,7 @@ plotting.save_figure(fig, out_dir, "cluster_sizes")
 # mixed model adds the latent-scale ICC $\tau^2 / (\tau^2 + \pi^2/3)$. A common rule of
 # thumb: from about 0.05 on, the clustering is worth modelling.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 icc = clustering.icc
 print(f"ICC {icc.icc:.3f} (between-cluster variance {icc.between_variance:.4g}, within {icc.within_variance:.4g})")
 print(f"ICC after the features: {clustering.icc_conditional.icc:.3f}")
@@ -170,8 +168,9 @@ if clustering.icc_latent is not None:
 
 # %% [markdown]
 # **What to look at.** Each point is one cluster's mean target $\bar y_k$ with its 95%
-# interval $\bar y_k \pm 1.96\, s_w / \sqrt{n_k}$ ($s_w$: the pooled within-cluster s.d.,
-# $n_k$: the cluster's rows), sorted; the dotted line is the overall mean. If the clusters did
+# interval $\bar y_k \pm t_{n-K,\,0.975}\, s_w / \sqrt{n_k}$ ($s_w$: the pooled within-cluster
+# s.d., with $n - K$ degrees of freedom for $n$ rows in $K$ clusters; $n_k$: the cluster's
+# rows), sorted; the dotted line is the overall mean. If the clusters did
 # not differ, about 95% of the intervals would cross that line and the means would spread
 # with s.d. $\sqrt{\operatorname{mean}_k s_w^2 / n_k}$ (the "sampling noise alone" printed
 # above); clusters far from it are what the mixed models and ARMED give their own intercepts.
@@ -189,7 +188,8 @@ plotting.save_figure(fig, out_dir, "cluster_means")
 # %% [markdown]
 # ## 3. Which model? Seen clusters and new clusters
 #
-# Four models, every network with the library's defaults (`analysis.report_models`):
+# Five models, every network with the library's defaults (`analysis.report_models`; GPBoost
+# when the `gpboost` package is installed, `pip install "perslib[peers]"`):
 #
 # | model | what it knows about the cluster |
 # |---|---|
@@ -197,6 +197,7 @@ plotting.save_figure(fig, out_dir, "cluster_means")
 # | cluster-input MLP | the one-hot cluster as extra inputs (zeros for a new cluster) |
 # | ARMED | a cluster-blind fixed-effects network (kept blind by an adversary) plus random intercept and slopes per cluster; a z-predictor guesses a new cluster's membership (notebooks 04, 07) |
 # | mixed model | a linear (or logistic) model with a random intercept per cluster (statsmodels) |
+# | GPBoost | boosted trees with a random intercept per cluster, fitted together (zero for a new cluster) |
 #
 # and ARMED's fixed-effects network alone ($z = 0$), a prediction of the same fitted model.
 #
@@ -206,15 +207,17 @@ plotting.save_figure(fig, out_dir, "cluster_means")
 # * **New clusters**: `GroupKFold` holds whole clusters out — "will it serve a cluster it
 #   has never seen?". Here no model has the new cluster's effects.
 #
-# The intervals are $\bar v \pm 1.96\, s / \sqrt{k}$ over the $k$ folds' scores $v$ (the ARMED
-# paper's convention);
-# with few folds they are rough, and the fold-by-fold differences between two models (same
-# folds) are more telling than overlapping intervals.
+# The intervals are the **corrected resampled t intervals** of notebooks 04 and 07
+# (`evaluation.corrected_t_interval`, Nadeau and Bengio 2003): over the $J$ folds' scores
+# $v$ with standard deviation $s$,
+# $\bar v \pm t_{J-1,\,0.975}\sqrt{(1/J + n_\text{test}/n_\text{train})\,s^2}$. The usual
+# $\bar v \pm 1.96\, s/\sqrt{J}$ (the ARMED paper's convention) is several times too narrow
+# with three folds whose training sets overlap. Even so, the fold-by-fold differences
+# between two models (same folds) are more telling than overlapping intervals.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for comparison in (seen, unseen):
-    print(f"{comparison.title}, {n_folds} folds (mean and 95% interval over folds):")
+    print(f"{comparison.title}, {n_folds} folds (mean and 95% corrected t interval over folds):")
     print(comparison.table().round(3).to_string())
     print()
     counts = comparison.scores.groupby(["model", "metric"])["fold"].nunique()
@@ -227,7 +230,13 @@ for comparison in (seen, unseen):
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), layout="constrained", sharey=True)
 for ax, comparison in zip(axes, (seen, unseen)):
     plotting.plot_fold_scores(
-        comparison.scores, comparison.metric, ax=ax, reference="MLP", models=comparison.models, title=comparison.title
+        comparison.scores,
+        comparison.metric,
+        ax=ax,
+        reference="MLP",
+        models=comparison.models,
+        title=comparison.title,
+        test_train_ratio=comparison.test_train_ratio,
     )
 plotting.save_figure(fig, out_dir, "model_comparison")
 
@@ -242,7 +251,10 @@ plotting.save_figure(fig, out_dir, "model_comparison")
 # %%
 for comparison in (seen, unseen):
     d, lo, hi = comparison.difference("ARMED", "MLP")
-    print(f"{comparison.setting:>6}: ARMED - MLP {comparison.metric} {d:+.3f} (95% interval {lo:+.3f} to {hi:+.3f})")
+    print(
+        f"{comparison.setting:>6}: ARMED - MLP {comparison.metric} {d:+.3f} "
+        f"(95% corrected t interval {lo:+.3f} to {hi:+.3f})"
+    )
     results[f"{comparison.setting} ARMED minus MLP"] = d
 
 # %% [markdown]
@@ -250,8 +262,9 @@ for comparison in (seen, unseen):
 #
 # ARMED, the MLP and the mixed model are fitted once more, on every row
 # (`analysis.fit_final_models`). ARMED's random effects are Gaussian posteriors
-# $u_k \sim \mathcal N(\mu_k, s_k^2)$, one per cluster $k$ and effect, with the interval
-# $\mu_k \pm 1.96\, s_k$ (`analysis.random_effect_intervals`: for the regressor after its
+# $b_k \sim \mathcal N(\mu_k, s_k^2)$, one per cluster $k$ and effect, with the interval
+# $\mu_k \pm 1.96\, s_k$, the 2.5 % and 97.5 % points of that normal posterior
+# (`analysis.random_effect_intervals`: for the regressor after its
 # closed-form mixed-model refit, the exact conditional posterior given the learned
 # features). The caterpillar plot shows each cluster's random intercept with its 95%
 # interval (in units of the target for regression, on the logit scale for classes), and
@@ -364,6 +377,17 @@ if personal is not None:
     )
     plotting.save_figure(fig, out_dir, "model_groups")
     results.update(pr_groups=personal.profiles.shape[0], pr_agreement=personal.agreement)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Run this notebook on your own table (`data_path`, `target`, `groups`), then on the
+#    same table with one feature removed that you suspect identifies the cluster: which
+#    model's seen-cluster score drops most?
+# 2. Compare the corrected intervals with `evaluation.mean_ci` on the same fold scores:
+#    how many times wider are they with three folds, and with ten?
+# 3. Pick the cluster with the widest random-intercept interval in the caterpillar plot:
+#    how many rows does it have, and how far is its ARMED intercept from the mixed model's?
 
 # %% [markdown]
 # ## 6. Files

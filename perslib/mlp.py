@@ -81,8 +81,11 @@ class MLP(nn.Module):
         shape (batch, width), in layer order.
         """
         hiddens = []
+        drop = self.drop if self.drop.p > 0 else None  # p = 0: the identity, without the module call
         for layer in self.hidden_layers:
-            x = self.drop(self.act(layer(x)))
+            x = self.act(layer(x))
+            if drop is not None:
+                x = drop(x)
             hiddens.append(x)
         out = self.out(x)
         return (out, hiddens) if return_hidden else out

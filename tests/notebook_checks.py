@@ -4,7 +4,7 @@ against the committed reference values.
 Two of the three layers of notebook testing live here (the third, the claims, are the
 ``assert`` statements inside each notebook):
 
-* **Checked cells** (``# NBVAL_CHECK_OUTPUT``): what a cell prints must read the same as in
+* **Checked cells** (tagged ``nbval-check-output``, or nbval's ``# NBVAL_CHECK_OUTPUT`` comment): what a cell prints must read the same as in
   the committed ``.ipynb`` after nbval's sanitizers (``tests/nbval_sanitize.cfg``) have
   replaced every number that depends on floating point. nbval's own marker rules, stream
   handling and comparison keys are used, on the notebook papermill has just executed, so a

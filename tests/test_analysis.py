@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
 from perslib import analysis
 from perslib.analysis import ReportDataError, load_table, prepare_data, random_effect_intervals
 from perslib.armed import ARMEDRegressor, BayesMixedGLMClassifier, MixedLMRegressor
-from perslib.evaluation import intraclass_correlation
+from perslib.evaluation import corrected_t_interval, intraclass_correlation, mean_ci, split_ratio
 from perslib.mlp import MLPRegressor
 
 
@@ -354,6 +355,13 @@ def test_clustering_matters_finds_strong_clustering(report_data):
     assert len(means) == 12 and ((means["low"] < means["mean"]) & (means["mean"] < means["high"])).all()
     expected = pd.Series(report_data.y).groupby(report_data.groups).mean()
     np.testing.assert_allclose(means["mean"], expected.loc[means.index])
+    # half-width = t_{0.975, n-K} * s_w / sqrt(rows), s_w the pooled within-cluster s.d.
+    y = pd.Series(report_data.y)
+    resid = y - y.groupby(report_data.groups).transform("mean")
+    df = len(y) - 12
+    half = stats.t.ppf(0.975, df) * np.sqrt((resid**2).sum() / df / means["rows"])
+    np.testing.assert_allclose(means["high"] - means["mean"], half, rtol=1e-10)
+    np.testing.assert_allclose(means["mean"] - means["low"], half, rtol=1e-10)
 
 
 def test_compare_models_knowing_the_cluster_pays_on_seen_clusters_only(report_data):
@@ -369,6 +377,76 @@ def test_compare_models_knowing_the_cluster_pays_on_seen_clusters_only(report_da
     d, lo, hi = seen.difference("ARMED", "MLP")
     s = seen.scores[seen.scores["metric"] == "r2"].pivot(index="fold", columns="model", values="value")
     assert d == pytest.approx((s["ARMED"] - s["MLP"]).mean()) and lo < d < hi
+    # the intervals use the test/train ratio of the splits that were actually used
+    assert seen.test_train_ratio == pytest.approx(split_ratio(report_data.seen_splits))
+    assert unseen.test_train_ratio == pytest.approx(split_ratio(report_data.unseen_splits))
+    assert (lo, hi) == pytest.approx(
+        corrected_t_interval((s["ARMED"] - s["MLP"]).to_numpy(), seen.test_train_ratio)[1:]
+    )
+
+
+# --------------------------------------------------------------------------- intervals over folds
+def _fold_scores():
+    """Three models x 5 folds of a made-up metric; folds of 80 test / 320 train rows."""
+    values = {
+        "MLP": [0.61, 0.58, 0.66, 0.55, 0.63],
+        "ARMED": [0.68, 0.62, 0.71, 0.60, 0.70],
+        "ARMED, fixed effects only": [0.60, 0.57, 0.65, 0.56, 0.61],
+    }
+    rows = [
+        {"fold": f, "model": m, "metric": metric, "value": v + (0.0 if metric == "r2" else 1.0)}
+        for metric in ("r2", "mse")
+        for m, vs in values.items()
+        for f, v in enumerate(vs)
+    ]
+    idx = np.arange(400)
+    splits = [(np.setdiff1d(idx, idx[80 * f : 80 * (f + 1)]), idx[80 * f : 80 * (f + 1)]) for f in range(5)]
+    return pd.DataFrame(rows), splits, values
+
+
+def test_model_comparison_intervals_are_corrected_t_in_closed_form():
+    scores, splits, values = _fold_scores()
+    c = analysis.ModelComparison.from_scores("seen", scores, splits, ["r2", "mse"], list(values))
+    assert c.test_train_ratio == pytest.approx(80 / 320) and c.n_folds == 5
+    k, ratio = 5, 80 / 320
+    t = stats.t.ppf(0.975, k - 1)
+    for name, v in values.items():
+        v = np.asarray(v)
+        half = t * np.sqrt((1 / k + ratio) * v.var(ddof=1))  # Nadeau-Bengio, by hand
+        row = c.summary.loc[(name, "r2")]
+        assert row["mean"] == pytest.approx(v.mean())
+        assert (row["low"], row["high"]) == pytest.approx((v.mean() - half, v.mean() + half), rel=1e-12)
+        assert (row["low"], row["high"]) == pytest.approx(corrected_t_interval(v, ratio)[1:], rel=1e-12)
+        _, naive_lo, naive_hi = mean_ci(v)  # mean +- 1.96 sd / sqrt(k): narrower
+        assert row["high"] - row["low"] > 1.5 * (naive_hi - naive_lo)
+        assert tuple(c.table().loc[name, "r2"]) == pytest.approx((row["mean"], row["low"], row["high"]))
+    d = np.subtract(values["ARMED"], values["MLP"])
+    half = t * np.sqrt((1 / k + ratio) * d.var(ddof=1))
+    assert c.difference("ARMED", "MLP") == pytest.approx((d.mean(), d.mean() - half, d.mean() + half), rel=1e-12)
+    _, naive_lo, naive_hi = mean_ci(d)
+    _, lo, hi = c.difference("ARMED", "MLP")
+    assert hi - lo > naive_hi - naive_lo
+    table = c.differences("MLP")
+    assert list(table.index) == ["ARMED", "ARMED, fixed effects only"]
+    assert table.loc["ARMED", ["mean_diff", "low", "high"]].tolist() == pytest.approx(
+        list(c.difference("ARMED", "MLP"))
+    )
+    assert bool(table.loc["ARMED", "excludes_zero"]) and not bool(
+        table.loc["ARMED, fixed effects only", "excludes_zero"]
+    )
+    c90 = analysis.ModelComparison.from_scores("seen", scores, splits, ["r2", "mse"], list(values), level=0.9)
+    assert c90.summary.loc[("MLP", "r2"), "high"] < c.summary.loc[("MLP", "r2"), "high"]
+
+
+def test_model_comparison_validates():
+    scores, splits, values = _fold_scores()
+    with pytest.raises(ValueError, match="setting"):
+        analysis.ModelComparison.from_scores("later", scores, splits, ["r2"], list(values))
+    c = analysis.ModelComparison.from_scores("unseen", scores, splits, ["r2"], list(values))
+    with pytest.raises(ValueError, match="model 'GLM'"):
+        c.difference("GLM", "MLP")
+    with pytest.raises(ValueError, match="reference"):
+        c.differences("GLM")
 
 
 def test_final_models_and_personalization(report_data):
@@ -432,3 +510,18 @@ def test_report_figures_draw_what_they_are_given():
     with pytest.raises(ValueError, match="sizes"):
         plotting.plot_cluster_sizes([])
     matplotlib.pyplot.close("all")
+
+
+def test_report_models_include_gpboost_when_asked():
+    from perslib.analysis import report_models
+
+    pytest.importorskip("gpboost")
+    for task in ("classification", "regression"):
+        with_gp = report_models(task, gpboost=True)
+        assert list(with_gp)[-1] == "GPBoost" and list(report_models(task)) == list(with_gp)
+        assert "GPBoost" not in report_models(task, gpboost=False)
+        assert type(with_gp["GPBoost"]).__name__ == (
+            "GPBoostClassifier" if task == "classification" else "GPBoostRegressor"
+        )
+    with pytest.raises(ValueError, match="gpboost"):
+        report_models("regression", gpboost="yes")

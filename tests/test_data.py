@@ -226,6 +226,21 @@ def test_spirals_confounded_ratios_and_probes():
         assert probes.std() == pytest.approx(0.2, rel=0.1)
 
 
+def test_spirals_reversed_probes_flip_the_link_and_keep_everything_else():
+    kw = dict(n_clusters=8, n_per_cluster=400, confounded=True, ratio_sd=0.3, as_frame=True, random_state=5)
+    X, y, groups, effects = make_spirals(**kw)
+    Xr, yr, groups_r, effects_r = make_spirals(probe_link="reversed", **kw)
+    np.testing.assert_array_equal(y, yr)
+    np.testing.assert_array_equal(X[["x1", "x2"]], Xr[["x1", "x2"]])
+    ratio = effects["class0_ratio"].to_numpy()
+    centre = Xr.groupby(groups_r)[["probe_1", "probe_2"]].mean().mean(axis=1).to_numpy()
+    np.testing.assert_allclose(centre, 1 - ratio, atol=4 * 0.2 / np.sqrt(400))
+    share0 = pd.Series(y == 0).groupby(groups).mean().to_numpy()
+    assert np.corrcoef(centre, share0)[0, 1] < -0.9  # direct probes: > +0.9
+    with pytest.raises(ValueError, match="probe_link"):
+        make_spirals(3, 40, confounded=True, probe_link="flipped")
+
+
 def test_spirals_non_confounded_has_no_probes():
     X, y, groups, effects = make_spirals(3, 50, n_probes=4, as_frame=True, random_state=0)
     assert list(X.columns) == ["x1", "x2"]
@@ -320,6 +335,8 @@ EXPECTED = {
     "math_achievement": (7185, 160),
     "grunfeld": (220, 11),
     "contraception": (1934, 60),
+    "guatemala_immunization": (2159, 161),
+    "exam": (4059, 65),
 }
 
 

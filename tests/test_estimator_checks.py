@@ -8,6 +8,8 @@ check that fails is listed in ``EXPECTED_FAILURES`` with its reason.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -25,6 +27,8 @@ from perslib.armed import (
     DomainAdversarialCNNClassifier,
     DomainAdversarialMLPClassifier,
     DomainAdversarialMLPRegressor,
+    GPBoostClassifier,
+    GPBoostRegressor,
     MixedEffectsCNNClassifier,
     MixedEffectsMLPClassifier,
     MixedEffectsMLPRegressor,
@@ -185,6 +189,9 @@ ESTIMATORS = [
     _with_images(DomainAdversarialCNNClassifier, grouped=True)(**ARMED_CNN),
     _with_images(MixedEffectsCNNClassifier, grouped=True)(**ARMED_CNN),
 ]
+if importlib.util.find_spec("gpboost") is not None:  # the optional extra perslib[peers]
+    GPB = {"num_boost_round": 10, "min_data_in_leaf": 2, "n_jobs": 1, "random_state": 0}
+    ESTIMATORS += [_with_groups(GPBoostRegressor)(**GPB), _with_groups(GPBoostClassifier)(**GPB)]
 
 _PRECISION = (
     "float32 torch network: a batch of another size or row order runs other matrix kernels, so a row's output "

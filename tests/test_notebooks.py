@@ -8,7 +8,7 @@ three tests:
 1. its CPU time is within the budget (the kernel's CPU seconds, so a busy machine does not
    fail it; wall time is recorded in build/timings.csv);
 2. its figures (``metrics.json``) lie within the tolerances of ``notebooks/expected/``;
-3. its checked cells (``# NBVAL_CHECK_OUTPUT``) print what the committed ``.ipynb`` prints,
+3. its checked cells (tagged ``nbval-check-output``) print what the committed ``.ipynb`` prints,
    numbers sanitized (nbval's rules, ``tests/nbval_sanitize.cfg``).
 
 The claims themselves are the ``assert`` statements inside each notebook: a failed assert
@@ -81,7 +81,7 @@ def test_conventions(py):
     for name in ("seed", "device", "out_dir"):
         assert name in params, f"{py.name}: parameters cell lacks {name!r}"
     text = py.read_text()
-    assert "# NBVAL_CHECK_OUTPUT" in text, f"{py.name}: no checked metrics cell"
+    assert 'tags=["nbval-check-output"]' in text, f"{py.name}: no checked metrics cell (tag nbval-check-output)"
     assert re.search(r"^\s*assert ", text, re.M), f"{py.name}: no asserted claim"
     assert jupytext.read(py).metadata["kernelspec"]["name"] == "perslib"
     for profile in ("smoke", "paper"):

@@ -17,7 +17,7 @@ def _name(requirement: str) -> str:
 def test_environment_yml_lists_the_same_packages_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pyproject = {_name(r) for r in project["dependencies"]}
-    for extra in ("notebooks", "test", "batch"):
+    for extra in ("notebooks", "test", "batch", "peers"):
         pyproject |= {_name(r) for r in project["optional-dependencies"][extra]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = set()

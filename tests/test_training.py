@@ -149,3 +149,32 @@ def test_callbacks_run_at_every_epoch_boundary():
         ("end", 3, True),
     ]
     assert seen == [0, 1, 2]
+
+
+def test_early_stopping_restores_buffers_of_best_epoch():
+    # The snapshot must hold copies of parameters and buffers (running statistics, counters) as
+    # they were at the best epoch, unaffected by later in-place updates.
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    x = torch.randn(16, 2)
+    val_losses = iter([3.0, 1.0, 2.0, 2.5])
+    seen = []
+
+    def step(batch):
+        module(batch[0])  # updates the running statistics in place
+        with torch.no_grad():
+            module[0].weight.mul_(1.5)
+        return 0.0
+
+    def evaluate():
+        seen.append({k: v.clone() for k, v in module.state_dict().items()})
+        return next(val_losses)
+
+    cfg = TrainConfig(epochs=4, batch_size=16, patience=2)
+    train_loop(step, (x,), cfg, module=module, evaluate=evaluate)
+    best = seen[1]
+    state = module.state_dict()
+    assert int(state["1.num_batches_tracked"]) == 2
+    for key, value in best.items():
+        assert torch.equal(state[key], value), key
+    assert not torch.equal(seen[3]["0.weight"], best["0.weight"])

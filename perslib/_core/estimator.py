@@ -40,7 +40,35 @@ from perslib._core.validation import (
     validate_params,
 )
 
-__all__ = ["BinaryClassifierMixin", "PerslibEstimator", "Tags", "standardize_target"]
+__all__ = ["BinaryClassifierMixin", "PerslibEstimator", "Tags", "init_with_defaults", "standardize_target"]
+
+
+def init_with_defaults(base_init, **defaults):
+    """An ``__init__`` that calls ``base_init`` with other defaults, visible to ``get_params`` / ``clone``.
+
+    scikit-learn reads an estimator's parameters from the signature of its ``__init__``;
+    the returned function carries ``base_init``'s signature with the new defaults, so a
+    subclass (or a class whose defaults differ from its base's) stays a normal estimator.
+    """
+    import inspect
+
+    sig = inspect.signature(base_init)
+    unknown = sorted(set(defaults) - set(sig.parameters))
+    if unknown:
+        raise ValueError(f"defaults {unknown} are not parameters of {base_init.__qualname__}")
+    new_sig = sig.replace(
+        parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in sig.parameters.values()]
+    )
+
+    def __init__(self, *args, **kwargs):
+        bound = new_sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop("self")
+        base_init(self, **arguments)
+
+    __init__.__signature__ = new_sig
+    return __init__
 
 
 @dataclass

@@ -161,6 +161,18 @@ def train_loop(
         return _run_epochs(step, train_tensors, config, module, evaluate, generator, callbacks)
 
 
+def _snapshot(module: nn.Module) -> dict:
+    """A detached copy of ``module.state_dict()`` (tensors cloned; other entries deep-copied)."""
+    state = module.state_dict()
+    snapshot = type(state)(
+        (k, v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v)) for k, v in state.items()
+    )
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        snapshot._metadata = copy.deepcopy(metadata)
+    return snapshot
+
+
 def _hooks(callbacks, name):
     return [getattr(cb, name) for cb in callbacks if hasattr(cb, name)]
 
@@ -200,7 +212,7 @@ def _run_epochs(step, train_tensors, config, module, evaluate, generator, callba
             if val < best - config.min_delta:
                 best, bad_epochs = val, 0
                 if config.restore_best:
-                    best_state = copy.deepcopy(module.state_dict())
+                    best_state = _snapshot(module)
             else:
                 bad_epochs += 1
             bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val:.4f}")

@@ -31,7 +31,10 @@ class ClusteringResult:
         Classification only: the latent-scale ICC of a logistic random-intercept model.
     cluster_means : pandas.DataFrame
         Per cluster (index), ``rows``, ``mean`` (of the target, or the positive share) and
-        its 95% interval ``low``, ``high`` (mean ± 1.96 · pooled within-cluster s.d. / √rows).
+        its 95% interval ``low``, ``high``: mean ± t · s_w / √rows, with ``s_w`` the pooled
+        within-cluster standard deviation and t the 0.975 quantile of Student's t with
+        n − K degrees of freedom (n rows, K clusters: the degrees of freedom of ``s_w``),
+        not the normal 1.96, which is too small when rows per cluster are few.
     sd_of_means : float
         Standard deviation of the cluster means.
     sd_of_means_noise : float
@@ -81,9 +84,11 @@ def clustering_matters(data: ReportData, *, random_state: int = 0) -> Clustering
         frame = pd.DataFrame({"y": y, "g": pd.Series(g, dtype=object)})
         by = frame.groupby("g", sort=True)["y"]
         n, mean = by.size(), by.mean()
-        within = float(((frame["y"] - by.transform("mean")) ** 2).sum() / max(len(y) - len(n), 1))
+        df = max(len(y) - len(n), 1)  # degrees of freedom of the pooled within-cluster variance
+        within = float(((frame["y"] - by.transform("mean")) ** 2).sum() / df)
         se = np.sqrt(within / n)
-        means = pd.DataFrame({"rows": n, "mean": mean, "low": mean - 1.96 * se, "high": mean + 1.96 * se})
+        t = float(stats.t.ppf(0.975, df=df))
+        means = pd.DataFrame({"rows": n, "mean": mean, "low": mean - t * se, "high": mean + t * se})
         means.index.name = data.group
         if data.task == "regression":
             name = "one-way ANOVA"

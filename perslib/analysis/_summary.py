@@ -51,7 +51,7 @@ def _comparison(c: ModelComparison, what: str) -> str:
         verdict = "the folds cannot tell ARMED and the MLP apart (the interval includes 0)"
     return (
         f"**{what}** The best {label} comes from {name}: {row['mean']:.3f} "
-        f"(95% interval over {int(row['n_folds'])} folds "
+        f"({c.level:.0%} corrected t interval over {int(row['n_folds'])} folds "
         f"{row['low']:.3f} to {row['high']:.3f})"
         + ("" if best == "MLP" else f"; the conventional MLP reaches {means['MLP']:.3f}")
         + ". "

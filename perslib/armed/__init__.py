@@ -37,6 +37,7 @@ from perslib.armed._baselines import (
     MixedLMRegressor,
 )
 from perslib.armed._estimators import ARMEDClassifier, ARMEDRegressor
+from perslib.armed._gpboost import GPBoostClassifier, GPBoostRegressor
 from perslib.armed._image import ARMEDImageClassifier
 from perslib.armed._image_baselines import (
     ClusterInputCNNClassifier,
@@ -74,6 +75,8 @@ __all__ = [
     "DomainAdversarialCNNClassifier",
     "DomainAdversarialMLPClassifier",
     "DomainAdversarialMLPRegressor",
+    "GPBoostClassifier",
+    "GPBoostRegressor",
     "GradientReversal",
     "MixedEffectsCNNClassifier",
     "MixedEffectsMLPClassifier",

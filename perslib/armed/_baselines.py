@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -31,7 +30,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from perslib._core.estimator import BinaryClassifierMixin, PerslibEstimator, standardize_target
+from perslib._core.estimator import BinaryClassifierMixin, PerslibEstimator, init_with_defaults, standardize_target
 from perslib._core.validation import (
     Instance,
     Interval,
@@ -62,19 +61,7 @@ __all__ = [
 # -- ARMED variants with other defaults ----------------------------------------------------
 def _variant(base, name: str, doc: str, **defaults):
     """Subclass of ``base`` whose ``__init__`` has other defaults (visible to get_params/clone)."""
-    sig = inspect.signature(base.__init__)
-    new_sig = sig.replace(
-        parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in sig.parameters.values()]
-    )
-
-    def __init__(self, *args, **kwargs):
-        bound = new_sig.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        arguments.pop("self")
-        base.__init__(self, **arguments)
-
-    __init__.__signature__ = new_sig
+    __init__ = init_with_defaults(base.__init__, **defaults)
     return type(
         name,
         (base,),

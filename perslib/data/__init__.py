@@ -7,8 +7,8 @@ Simulators (:mod:`perslib.data.simulate`, :mod:`perslib.data.images`)
     site_marker_masks             where make_cluster_images' site markers are
 
 Real data (:mod:`perslib.data.real`; no download, see ``data/README.md``)
-    load_sleepstudy, load_math_achievement, load_grunfeld, load_contraception, load_dataset,
-    ClusteredDataset, dataset_fingerprint
+    load_sleepstudy, load_math_achievement, load_grunfeld, load_contraception,
+    load_guatemala_immunization, load_exam, load_dataset, ClusteredDataset, dataset_fingerprint
 """
 
 from perslib.data.images import make_cluster_images, site_marker_masks
@@ -18,7 +18,9 @@ from perslib.data.real import (
     dataset_fingerprint,
     load_contraception,
     load_dataset,
+    load_exam,
     load_grunfeld,
+    load_guatemala_immunization,
     load_math_achievement,
     load_sleepstudy,
 )
@@ -34,6 +36,8 @@ __all__ = [
     "load_math_achievement",
     "load_grunfeld",
     "load_contraception",
+    "load_guatemala_immunization",
+    "load_exam",
     "load_dataset",
     "DATASET_LOADERS",
     "dataset_fingerprint",

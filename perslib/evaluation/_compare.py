@@ -52,7 +52,30 @@ def _check_ratio(test_train_ratio: Any) -> float:
     return r
 
 
-def corrected_t_interval(values: Any, test_train_ratio: float, level: float = 0.95) -> tuple[float, float, float]:
+def _check_bounds(bounds: Any) -> tuple[float, float] | None:
+    """Validate an optional ``(lower, upper)`` range of a metric (e.g. ``(0, 1)`` for AUROC)."""
+    if bounds is None:
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be None or a pair (lower, upper) of numbers, got {bounds!r}") from None
+    if not lo < hi:
+        raise ValueError(f"bounds must satisfy lower < upper, got {bounds!r}")
+    return lo, hi
+
+
+def _clip_interval(mean: float, low: float, high: float, bounds: Any) -> tuple[float, float, float]:
+    """``(mean, low, high)`` with ``low``/``high`` moved inside ``bounds`` (None: unchanged)."""
+    b = _check_bounds(bounds)
+    if b is None:
+        return mean, low, high
+    return mean, float(np.clip(low, *b)), float(np.clip(high, *b))
+
+
+def corrected_t_interval(
+    values: Any, test_train_ratio: float, level: float = 0.95, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
     """Mean of k fold scores with the Nadeau–Bengio corrected resampled t interval.
 
     .. math::  \\bar v \\pm t_{k-1,\\,(1+\\text{level})/2}\\;
@@ -72,6 +95,10 @@ def corrected_t_interval(values: Any, test_train_ratio: float, level: float = 0.
         :math:`n_\\text{test}/n_\\text{train}`, e.g. from :func:`split_ratio`; >= 0.
     level : float, default=0.95
         Coverage, strictly between 0 and 1.
+    bounds : (float, float), optional
+        Range of the metric, e.g. ``(0, 1)`` for AUROC or accuracy: ``low`` and ``high``
+        are clipped into it (only when asked: by default nothing is clipped, and an
+        interval that reaches past 1 says that the folds are too few or too variable).
 
     Returns
     -------
@@ -80,8 +107,10 @@ def corrected_t_interval(values: Any, test_train_ratio: float, level: float = 0.
     Raises
     ------
     ValueError
-        For NaN, fewer than two values, a negative ratio or a level outside (0, 1).
+        For NaN, fewer than two values, a negative ratio, a level outside (0, 1) or
+        bounds that are not a pair ``lower < upper``.
     """
+    _check_bounds(bounds)
     v = check_array(values, "values", ndim=1)
     if v.size < 2:
         raise ValueError(f"values needs at least 2 entries for a standard deviation, got {v.size}")
@@ -90,7 +119,7 @@ def corrected_t_interval(values: Any, test_train_ratio: float, level: float = 0.
     t = float(stats.t.ppf(0.5 + lvl / 2.0, df=k - 1))
     half = t * float(np.sqrt((1.0 / k + ratio) * v.var(ddof=1)))
     mean = float(v.mean())
-    return mean, mean - half, mean + half
+    return _clip_interval(mean, mean - half, mean + half, bounds)
 
 
 def split_ratio(splits: Iterable[tuple[Any, Any]]) -> float:

@@ -13,6 +13,9 @@ that protocol:
   numbers computed from each fitted model (feature importances, random effects);
 * :func:`summarize_folds` — mean and 95% interval over folds per model and metric
   (:func:`perslib.evaluation.mean_ci`: mean ± 1.96·sd/√k, the ARMED paper's convention).
+  That interval treats fold scores as independent and is too narrow for few, correlated
+  folds; :func:`perslib.evaluation.corrected_summary` gives the same table with the
+  corrected resampled t interval.
 """
 
 from __future__ import annotations
@@ -245,7 +248,14 @@ def cross_validate_models(
 
 
 def summarize_folds(scores: pd.DataFrame, level: float = 0.95, metrics: Iterable[str] | None = None) -> pd.DataFrame:
-    """Mean and confidence interval over folds of every (model, metric) in a score table.
+    """Mean and normal-approximation interval over folds of every (model, metric) in a score table.
+
+    The interval is :func:`perslib.evaluation.mean_ci` (mean ± z·sd/√k), which assumes
+    the k fold scores are independent. They are not (the training sets overlap), so with
+    few folds this interval is too narrow. Prefer
+    :func:`perslib.evaluation.corrected_summary` (same layout, Nadeau–Bengio corrected
+    resampled t interval with the folds' :math:`n_\\text{test}/n_\\text{train}`); this
+    function is kept for backward compatibility and the ARMED paper's convention.
 
     Parameters
     ----------

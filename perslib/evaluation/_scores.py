@@ -17,6 +17,7 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, mean_squared_error, r2_score, roc_auc_score
 
 from perslib._core.validation import check_array, check_consistent_length, check_random_state
+from perslib.evaluation._compare import _check_bounds, _clip_interval
 
 __all__ = ["METRICS", "mean_ci", "per_group_score", "permutation_score_drop"]
 
@@ -112,15 +113,24 @@ def per_group_score(
 
 
 # --------------------------------------------------------------------------- intervals
-def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(values: Any, level: float = 0.95, bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """Mean and normal-approximation confidence interval over k repeated results.
 
     .. math::  \\bar v \\pm z_{(1+\\text{level})/2} \\; \\frac{s}{\\sqrt{k}}
 
     with ``s`` the sample standard deviation (``ddof=1``) of the k values. At
     ``level=0.95`` the multiplier is z = 1.96, the convention of the ARMED paper
-    (Nguyen et al., TPAMI 2023), which reports mean ± 1.96·sd/√10 over 10 folds. With
-    few values a t multiplier would be wider; we keep the paper's z for comparability.
+    (Nguyen et al., TPAMI 2023), which reports mean ± 1.96·sd/√10 over 10 folds.
+
+    This interval assumes the k values are **independent** draws and k large (normal
+    quantile). Neither holds for cross-validation fold scores: training sets overlap, so
+    fold scores are positively correlated and ``s/√k`` understates the uncertainty of
+    their mean, and with 3-10 folds the t quantile is noticeably larger than z. For fold
+    scores use :func:`perslib.evaluation.corrected_t_interval` (Nadeau–Bengio corrected
+    resampled t) or :func:`perslib.evaluation.corrected_summary`; keep this function for
+    genuinely independent repeats (e.g. seeds on fresh data) or to reproduce the paper's
+    numbers. The interval is not clipped: for a bounded metric (AUROC, accuracy) it can
+    reach past the bound.
 
     Parameters
     ----------
@@ -128,6 +138,9 @@ def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
         One score per fold, seed or cluster; k >= 2.
     level : float, default=0.95
         Coverage of the interval, strictly between 0 and 1.
+    bounds : (float, float), optional
+        Range of the metric, e.g. ``(0, 1)``: ``low`` and ``high`` are clipped into it.
+        By default nothing is clipped.
 
     Returns
     -------
@@ -136,8 +149,10 @@ def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
     Raises
     ------
     ValueError
-        For NaN, fewer than two values, or a level outside (0, 1).
+        For NaN, fewer than two values, a level outside (0, 1) or bounds that are not a
+        pair ``lower < upper``.
     """
+    _check_bounds(bounds)
     v = check_array(values, "values", ndim=1)
     if v.size < 2:
         raise ValueError(f"values needs at least 2 entries for a standard deviation, got {v.size}")
@@ -146,7 +161,7 @@ def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
     z = float(stats.norm.ppf(0.5 + float(level) / 2.0))
     mean = float(v.mean())
     half = z * float(v.std(ddof=1)) / np.sqrt(v.size)
-    return mean, mean - half, mean + half
+    return _clip_interval(mean, mean - half, mean + half, bounds)
 
 
 # --------------------------------------------------------------------------- reliance

@@ -10,6 +10,10 @@ Estimators
 Baselines (same ``fit(X, y, covariates=U)`` API)
     PopulationRegressor/Classifier, MixtureRegressor, VaryingCoefficientRegressor/Classifier,
     KNNLocalRegressor
+Choosing settings without the truth
+    select_by_held_out_loss (any setting, by the held-out samples' loss; rank="auto" does it for the rank)
+Uncertainty
+    bootstrap_coef (percentile bootstrap intervals of every sample's θ) -> BootstrapCoef
 Building blocks
     PersonalizedModule, Objective, CovariateSpace, pair_deltas, distance_matching_loss,
     knn_table, random_partners, PartnerTable, Snapshots
@@ -23,6 +27,7 @@ from perslib.personalized._baselines import (
     VaryingCoefficientClassifier,
     VaryingCoefficientRegressor,
 )
+from perslib.personalized._bootstrap import BootstrapCoef, bootstrap_coef
 from perslib.personalized._distances import (
     CovariateSpace,
     distance_matching_loss,
@@ -32,8 +37,10 @@ from perslib.personalized._distances import (
 from perslib.personalized._estimators import PersonalizedClassifier, PersonalizedRegressor
 from perslib.personalized._module import Objective, PersonalizedModule
 from perslib.personalized._partners import PartnerTable, Snapshots, knn_table, random_partners
+from perslib.personalized._select import select_by_held_out_loss
 
 __all__ = [
+    "BootstrapCoef",
     "CovariateSpace",
     "KNNLocalRegressor",
     "MixtureRegressor",
@@ -47,9 +54,11 @@ __all__ = [
     "Snapshots",
     "VaryingCoefficientClassifier",
     "VaryingCoefficientRegressor",
+    "bootstrap_coef",
     "distance_matching_loss",
     "knn_table",
     "mean_abs_pairwise_difference",
     "pair_deltas",
     "random_partners",
+    "select_by_held_out_loss",
 ]

@@ -60,6 +60,7 @@ def plot_caterpillar(
     ylabel: str = "effect",
     title: str | None = None,
     max_ticks: int = 40,
+    interval_label: str = "estimate and 95% interval",
 ) -> Figure:
     """A caterpillar plot: one estimate with its interval per cluster, sorted by the estimate.
 
@@ -78,6 +79,8 @@ def plot_caterpillar(
     ylabel, title : str
     max_ticks : int, default=40
         Cluster names are written under the axis only up to this many clusters.
+    interval_label : str, default="estimate and 95% interval"
+        Legend entry of the estimates and their intervals (say which level they have).
 
     Returns
     -------
@@ -94,7 +97,7 @@ def plot_caterpillar(
     fig, ax = _new_axes(ax, figsize=(width, 3.8))
     color = categorical_colors(1)[0]
     ax.vlines(x, t[low], t[high], color=color, lw=1.2 if len(t) < 80 else 0.8, alpha=0.8)
-    ax.scatter(x, t[mean], s=16 if len(t) < 80 else 8, color=color, zorder=3, label="estimate and 95% interval")
+    ax.scatter(x, t[mean], s=16 if len(t) < 80 else 8, color=color, zorder=3, label=interval_label)
     markers = ("D", "s", "^", "v")
     for k, (name, values) in enumerate((reference or {}).items()):
         v = pd.Series(values).reindex(t[label]).to_numpy(dtype=float)

@@ -320,7 +320,12 @@ def plot_fold_scores(
     Each model gets its per-fold scores as small dots and their mean with a confidence
     interval over folds as a large dot with a bar: the corrected resampled t interval
     (:func:`perslib.evaluation.corrected_t_interval`) when ``test_train_ratio`` is given,
-    else the normal approximation (:func:`perslib.evaluation.mean_ci`).
+    else the normal approximation (:func:`perslib.evaluation.mean_ci`, mean ± z·sd/√k).
+    The fallback is kept for backward compatibility but treats the fold scores as
+    independent and is too narrow for few, correlated folds: pass ``test_train_ratio``
+    (e.g. ``ModelComparison.test_train_ratio`` or
+    :func:`perslib.evaluation.split_ratio`) for cross-validation scores. Intervals are
+    drawn as computed, not clipped to the metric's range.
 
     Parameters
     ----------

@@ -18,11 +18,15 @@ Command line (``make run`` uses it)::
     python -m perslib.reports notebooks/01_simulation.py --profile smoke --out build/smoke
     python -m perslib.reports notebooks/02_*.py -p seed 3 --out build/seed3
 
+:func:`expected_table` gathers the reference figures of ``notebooks/expected/`` with their
+tolerance bands and seed spread (``docs/seed_spread.md``).
+
 :func:`build_site` turns the executed notebooks in ``build/`` into a browsable course site
 (``make site``, ``perslib site``).
 """
 
 from perslib.reports._cli import format_table, main, write_timings
+from perslib.reports._expected import expected_markdown, expected_table
 from perslib.reports._html import TexError, export_html, external_resources, tex_to_mathml
 from perslib.reports._notebooks import KERNEL_NAME, ParameterError, find_notebooks, notebook_parameters, read_notebook
 from perslib.reports._parameters import load_profile, parse_parameter, resolve_parameters
@@ -37,6 +41,8 @@ __all__ = [
     "SiteError",
     "TexError",
     "build_site",
+    "expected_markdown",
+    "expected_table",
     "check_kernel",
     "export_html",
     "external_resources",
