@@ -21,6 +21,8 @@ the fixed effects ``F(x)`` only — the random intercept's prior mean, 0 — wit
 
 from __future__ import annotations
 
+import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,7 +39,9 @@ __all__ = ["GPBoostClassifier", "GPBoostRegressor"]
 
 def _import_gpboost():
     try:
-        import gpboost
+        with warnings.catch_warnings():  # gpboost imports optuna, whose tqdm.auto warns in a kernel without ipywidgets
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import gpboost
     except ImportError as err:  # pragma: no cover - exercised only without the extra
         raise ImportError(
             'GPBoostClassifier / GPBoostRegressor need the optional package gpboost: pip install "perslib[peers]" '
@@ -99,9 +103,10 @@ class _GPBoostBase(_StatsmodelsBase):
     def _fit_gpboost(self, Xa: np.ndarray, target: np.ndarray, codes: np.ndarray, scale: float = 1.0):
         gpb = _import_gpboost()
         seed = int(check_random_state(self.random_state).integers(2**31 - 1))
-        gp_kwargs = {"group_data": codes, "likelihood": self._likelihood}
-        if self.n_jobs is not None:
-            gp_kwargs["num_parallel_threads"] = int(self.n_jobs)
+        # an explicit thread count (None: every core, gpboost's default) keeps gpboost from
+        # printing its thread-count notice
+        threads = int(self.n_jobs) if self.n_jobs is not None else max(1, os.cpu_count() or 1)
+        gp_kwargs = {"group_data": codes, "likelihood": self._likelihood, "num_parallel_threads": threads}
         self.gp_model_ = gpb.GPModel(**gp_kwargs)
         self.booster_ = gpb.train(
             params=self._boost_params(seed),
@@ -140,7 +145,7 @@ class _GPBoostBase(_StatsmodelsBase):
     def _booster(self):
         check_is_fitted(self, "model_string_")
         if getattr(self, "booster_", None) is None:  # loaded with perslib.load: rebuild from the string
-            self.booster_ = _import_gpboost().Booster(model_str=self.model_string_)
+            self.booster_ = _import_gpboost().Booster(model_str=self.model_string_, silent=not self.verbose)
         return self.booster_
 
     def _latent(self, X, groups) -> np.ndarray:
