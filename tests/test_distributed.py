@@ -29,7 +29,10 @@ from perslib.personalized import PersonalizedRegressor
 
 pytestmark = pytest.mark.timeout(300)
 
-ATOL = 1e-5  # parameters of 2 processes vs 1 after STEPS steps (measured: ~1e-8 ARMED, ~1e-6 PR)
+ATOL = 1e-5  # ARMED's parameters, 2 processes vs 1 after STEPS steps (measured ~1e-8)
+# personalized regression's default objective: its bound (a ReLU of the gap) and closed-form scale turn the
+# ~1e-7 rounding differences of summing per rank into up to 1.6e-5 after 5 steps on the portable kernels
+ATOL_PR = 1e-4
 STEPS = 5
 BATCH = 64
 LAUNCH_TIMEOUT = 120  # seconds; a hung launch fails the test instead of stalling the suite
@@ -184,8 +187,8 @@ def test_personalized_two_processes_match_one(npz, tmp_path):
     got = torch.load(out, weights_only=False)
     assert got["meta"]["world_size"] == 2 and got["meta"]["replica_divergence"] == 0.0
     ref_state = ref.module.state_dict()
-    assert _max_diff(got["state_dict"], ref_state) < ATOL
-    np.testing.assert_allclose(got["history"]["loss"], ref.history["loss"], atol=ATOL)
+    assert _max_diff(got["state_dict"], ref_state) < ATOL_PR
+    np.testing.assert_allclose(got["history"]["loss"], ref.history["loss"], atol=ATOL_PR)
 
 
 @needs_gloo

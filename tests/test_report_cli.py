@@ -22,6 +22,9 @@ from perslib.reports import FAILED_TAG, external_resources
 ROOT = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.contract  # the command's contract (exit codes, files, messages): make test-portable skips it
+
+
 @pytest.fixture(scope="module")
 def math_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "math.csv"
