@@ -28,11 +28,9 @@ from perslib.distributed._result import DistributedFit
 from perslib.distributed._runtime import (
     AveragedOptimizer,
     DistInfo,
-    average_history,
     broadcast_module,
     init_distributed,
     rank_batches,
-    replica_divergence,
 )
 
 __all__ = ["fit_armed_ddp"]
@@ -164,17 +162,16 @@ def fit_armed_ddp(
         step_time = (time.perf_counter() - t0) / int(steps)
         net.eval()
     names = list(rows[0])
-    table = average_history(torch.tensor([[r[k] for k in names] for r in rows], dtype=torch.float64), info)
-    history = pd.DataFrame(table.numpy(), columns=names)
-    history.insert(0, "epoch", epochs)
-    history.insert(0, "step", np.arange(1, len(rows) + 1))
-    meta.update(
+    return DistributedFit.collect(
+        net,
+        [[r[k] for k in names] for r in rows],
+        names,
+        epochs,
+        info,
+        meta,
         config=net.config,
-        world_size=info.world_size,
         batch_size=batch_size,
         steps=int(steps),
         seed=int(seed),
         step_time=step_time,
-        replica_divergence=replica_divergence(net, info),
     )
-    return DistributedFit(net, history, meta)

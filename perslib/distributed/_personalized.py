@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -28,12 +27,10 @@ from perslib.distributed._result import DistributedFit
 from perslib.distributed._runtime import (
     AveragedOptimizer,
     DistInfo,
-    average_history,
     broadcast_module,
     global_sum,
     init_distributed,
     rank_batches,
-    replica_divergence,
 )
 from perslib.personalized._distances import CovariateSpace
 from perslib.personalized._module import Objective, PersonalizedModule
@@ -186,16 +183,15 @@ def fit_personalized_ddp(
             epochs.append(epoch)
         step_time = (time.perf_counter() - t0) / int(steps)
         module.eval()
-    table = average_history(torch.tensor(rows, dtype=torch.float64), info)
-    history = pd.DataFrame(table.numpy(), columns=["loss", *terms])
-    history.insert(0, "epoch", epochs)
-    history.insert(0, "step", np.arange(1, len(rows) + 1))
-    meta.update(
-        world_size=info.world_size,
+    return DistributedFit.collect(
+        module,
+        rows,
+        ["loss", *terms],
+        epochs,
+        info,
+        meta,
         batch_size=batch_size,
         steps=int(steps),
         seed=int(seed),
         step_time=step_time,
-        replica_divergence=replica_divergence(module, info),
     )
-    return DistributedFit(module, history, meta)

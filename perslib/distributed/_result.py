@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -30,6 +31,23 @@ class DistributedFit:
     module: torch.nn.Module
     history: pd.DataFrame
     meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, module, rows, names, epochs, info, meta: dict, **run) -> DistributedFit:
+        """The fit of one rank's run: per-step losses averaged over the ranks, and the run's metadata.
+
+        ``rows`` holds one list of floats per step (in ``names`` order), ``epochs`` the epoch of
+        each step; ``run`` (batch size, steps, seed, seconds per step, ...) joins ``meta`` with the
+        world size and the largest parameter difference between the replicas.
+        """
+        from perslib.distributed._runtime import average_history, replica_divergence
+
+        table = average_history(torch.tensor(rows, dtype=torch.float64), info)
+        history = pd.DataFrame(table.numpy(), columns=list(names))
+        history.insert(0, "epoch", epochs)
+        history.insert(0, "step", np.arange(1, len(rows) + 1))
+        meta.update(world_size=info.world_size, **run, replica_divergence=replica_divergence(module, info))
+        return cls(module, history, meta)
 
     def state(self) -> dict:
         """Plain tensors and Python values: ``{"kind", "state_dict", "history", "meta"}``."""
