@@ -112,6 +112,8 @@ def _worker(args) -> None:
         out["epochs"] = int(getattr(model, "n_epochs_", 0)) or ""
         if hasattr(model, "batch_size_"):
             out["schedule"] = f"batch {model.batch_size_}, refresh every {model.refresh_every_}"
+            if "lr" in model.history_:  # the large-n path's learning-rate schedule
+                out["schedule"] += f", lr halved {model.history_['lr'].nunique() - 1}×"
     else:
         from contextualized.easy import ContextualizedRegressor
 
@@ -434,7 +436,12 @@ def main(argv=None) -> int:
     df["machine"] = machine_info(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, mode="a" if out.exists() else "w", header=not out.exists(), index=False)
+    if out.exists() and list(pd.read_csv(out, nrows=0).columns) != list(df.columns):
+        # an older file without some of today's columns: rewritten with the union (blank where unknown)
+        merged = pd.concat([pd.read_csv(out), df], ignore_index=True)
+        merged[list(df.columns)].to_csv(out, index=False)
+    else:
+        df.to_csv(out, mode="a" if out.exists() else "w", header=not out.exists(), index=False)
     print(f"\nwrote {out}")
     print(df[COLUMNS].to_string(index=False))
     if args.markdown:

@@ -26,7 +26,15 @@ from tqdm import tqdm
 
 from perslib._core.runtime import progress_enabled, torch_threads
 
-__all__ = ["Callback", "TrainConfig", "iterate_minibatches", "split_validation", "train_loop", "train_module"]
+__all__ = [
+    "Callback",
+    "PlateauDecay",
+    "TrainConfig",
+    "iterate_minibatches",
+    "split_validation",
+    "train_loop",
+    "train_module",
+]
 
 
 @dataclass
@@ -63,6 +71,53 @@ class Callback(Protocol):
 
     def on_epoch_end(self, epoch: int, row: dict) -> None:
         """After epoch ``epoch`` (1-based), with its history row (losses, ``val_loss``)."""
+
+
+class PlateauDecay:
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without validation improvement.
+
+    A training callback (``torch.optim.lr_scheduler.ReduceLROnPlateau``'s rule, for any
+    object with ``param_groups``): it reads the epoch's ``val_loss`` and counts an epoch
+    as an improvement when the loss drops by more than ``min_delta`` below the best so
+    far (the early-stopping rule of :func:`train_loop`). Epochs without ``val_loss``
+    are ignored. It writes the rate each epoch ran at into the epoch's history row
+    (column ``lr``, the first parameter group's).
+
+    Parameters
+    ----------
+    optimizer : object with ``param_groups`` (list of dicts with ``"lr"``)
+    factor : float
+        In (0, 1).
+    patience : int
+        Epochs without improvement before each decay.
+    min_delta : float, default=1e-4
+
+    Attributes
+    ----------
+    decays : list of int
+        Epochs after which the learning rate was decayed.
+    """
+
+    def __init__(self, optimizer, factor: float, patience: int, min_delta: float = 1e-4) -> None:
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+        self.optimizer, self.factor, self.patience, self.min_delta = optimizer, factor, int(patience), min_delta
+        self.best, self.bad, self.decays = np.inf, 0, []
+
+    def on_epoch_end(self, epoch: int, row: dict) -> None:
+        row["lr"] = self.optimizer.param_groups[0]["lr"]  # the epoch's rate, into the history
+        val = row.get("val_loss")
+        if val is None:
+            return
+        if val < self.best - self.min_delta:
+            self.best, self.bad = val, 0
+            return
+        self.bad += 1
+        if self.bad >= self.patience:
+            self.bad = 0
+            self.decays.append(epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.factor
 
 
 def split_validation(

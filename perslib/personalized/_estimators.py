@@ -18,13 +18,14 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
+from scipy.spatial import cKDTree
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import NearestNeighbors
 
 from perslib._core.estimator import BinaryClassifierMixin, PerslibEstimator, standardize_target
 from perslib._core.runtime import resolve_device, seeded_torch
-from perslib._core.training import split_validation, train_loop
+from perslib._core.training import PlateauDecay, split_validation, train_loop
 from perslib._core.validation import (
     Instance,
     Interval,
@@ -45,13 +46,16 @@ _POSITIVE_INT = [Interval(Integral, 1, None)]
 # the large-n path (``large_n``): from this many trained samples on, the "auto" settings below apply
 LARGE_N = 50_000
 SMALL_BATCH = 512  # batch_size="auto" below large_n: the value every fit used before "auto" existed
-STEPS_PER_EPOCH = 64  # batch_size="auto" at large n: ceil(n_train / 64), at least SMALL_BATCH
+STEPS_PER_EPOCH = 64  # batch_size="auto" at large n, autograd objectives: ceil(n_train / 64), at least SMALL_BATCH
+FUSED_STEPS_PER_EPOCH = 16  # ... closed-form engine (_fused): its step costs per row, so fewer, larger steps
 LARGE_REFRESH = 5  # refresh_every="auto" at large n: partners refreshed every 5 epochs (1 below large_n)
 LARGE_VAL_MAX = 10_000  # at large n the per-epoch held-out loss is taken on a fixed subsample of this many
+LARGE_DECAY_FACTOR = 0.5  # at large n the learning rate is halved ...
+LARGE_DECAY_PATIENCE = 5  # ... after this many epochs without held-out improvement
 
 
 def auto_schedule(
-    n_train: int, batch_size="auto", refresh_every="auto", large_n: int = LARGE_N
+    n_train: int, batch_size="auto", refresh_every="auto", large_n: int = LARGE_N, fused: bool = False
 ) -> tuple[int, int, bool]:
     """Minibatch size, partner-refresh period and path of a fit on ``n_train`` samples.
 
@@ -63,14 +67,17 @@ def auto_schedule(
         The estimator's parameters; an int is returned unchanged.
     large_n : int
         First ``n_train`` of the large-n path.
+    fused : bool, default=False
+        Whether the fit runs on the closed-form engine (:mod:`perslib.personalized._fused`).
 
     Returns
     -------
     batch_size : int
         ``"auto"``: 512 below ``large_n`` (the historical default, so small fits are bit
         for bit what they were), else ``max(512, ceil(n_train / 64))``: about 64 optimizer
-        steps per epoch whatever n, so the per-step Python overhead no longer grows with n.
-        Every row of the per-sample table still gets one lazy-Adam step per epoch.
+        steps per epoch whatever n, so the per-step Python overhead no longer grows with n;
+        with ``fused``, ``ceil(n_train / 16)`` (that engine's step costs per row, not per
+        call). Every row of the per-sample table still gets one lazy-Adam step per epoch.
     refresh_every : int
         ``"auto"``: 1 below ``large_n``, else 5 (a neighbour search is O(n log n) and costs
         more than an epoch of steps at large n).
@@ -80,7 +87,8 @@ def auto_schedule(
     """
     large = n_train >= large_n
     if batch_size == "auto":
-        batch_size = max(SMALL_BATCH, -(-n_train // STEPS_PER_EPOCH)) if large else SMALL_BATCH
+        steps = FUSED_STEPS_PER_EPOCH if fused else STEPS_PER_EPOCH
+        batch_size = max(SMALL_BATCH, -(-n_train // steps)) if large else SMALL_BATCH
     if refresh_every == "auto":
         refresh_every = LARGE_REFRESH if large else 1
     return int(batch_size), int(refresh_every), large
@@ -259,10 +267,6 @@ class _PersonalizedBase(PerslibEstimator):
         rng, torch_seed = self._random_streams()
         self.device_ = resolve_device(self.device)
         d = self._prepare(X, target, covariates, rng)
-        self.batch_size_, self.refresh_every_, large = auto_schedule(
-            len(d.train_idx), self.batch_size, self.refresh_every, self.large_n
-        )
-        d.large = large
         with seeded_torch(torch_seed, self.device_):
             module = PersonalizedModule(
                 len(d.train_idx),
@@ -275,6 +279,11 @@ class _PersonalizedBase(PerslibEstimator):
                 encoder_hidden=self.encoder_hidden,
                 objective=self._objective(),
             ).to(self.device_)
+            large = len(d.train_idx) >= self.large_n
+            d.large, d.fused = large, large and module.supports_fused()
+            self.batch_size_, self.refresh_every_, _ = auto_schedule(
+                len(d.train_idx), self.batch_size, self.refresh_every, self.large_n, fused=d.fused
+            )
             partners = PartnerTable(
                 self.neighbors,
                 self.n_neighbors,
@@ -309,6 +318,12 @@ class _PersonalizedBase(PerslibEstimator):
             raise ValueError(
                 f"need at least 2 training samples after the validation split, got {len(train_idx)} sample(s)"
             )
+        if len(train_idx) >= self.large_n:
+            # large n: the trained samples in the leaf order of a KD-tree over their covariates, so a
+            # sample's partners (its covariate neighbours) sit near it in memory; _store_fit restores
+            # the row order of every fitted attribute
+            uniform = np.full(cov.shape[1], 1.0 / cov.shape[1])
+            train_idx = train_idx[cKDTree(self.covariate_space_.search_matrix(cov[train_idx], uniform)).indices]
         self._cov_train = cov[train_idx]
 
         def tensor(a, dtype=torch.float32):
@@ -331,14 +346,25 @@ class _PersonalizedBase(PerslibEstimator):
         """Minibatches of trained samples on the module's objective; early stopping on the held-out ones."""
         tr, val = d.train_idx, d.val_idx
         X_tr, y_tr, U_tr, F_tr = d.X[tr], d.y[tr], d.U[tr], d.feats[tr]
-        optimizer = module.configure_optimizers(self.lr)
+        fused = d.fused  # large n: closed-form gradients (perslib.personalized._fused)
+        optimizer = module.configure_optimizers(self.lr, fused=fused)
 
         def step(batch):
             (idx,) = batch
             optimizer.zero_grad(set_to_none=True)
-            loss, terms = module.loss(idx, partners.table[idx], X_tr, y_tr, U_tr, F_tr, d.categorical)
-            loss.backward()
-            optimizer.step()
+            if fused:
+                loss, terms, rows, row_grads = module.loss_and_grads(
+                    idx,
+                    partners.table.index_select(0, idx),
+                    partners.deltas(U_tr, d.categorical).index_select(0, idx),
+                    X_tr,
+                    y_tr,
+                )
+                optimizer.step(rows, row_grads)
+            else:
+                loss, terms = module.loss(idx, partners.table[idx], X_tr, y_tr, U_tr, F_tr, d.categorical)
+                loss.backward()
+                optimizer.step()
             return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
 
         evaluate = None
@@ -347,23 +373,32 @@ class _PersonalizedBase(PerslibEstimator):
         if len(val):
 
             def evaluate():
-                latent = self._predicted_latent(module, d.cov[val], d.feats[val], fast=d.large)
+                # large n: the neighbours from the last refresh's tree (no new tree each epoch)
+                ind = partners.nearest(d.cov[val], self.n_neighbors_predict) if module.encoder is None else None
+                if ind is not None:
+                    latent = module.latent_of(torch.as_tensor(ind, device=self.device_)).mean(1)
+                else:
+                    latent = self._predicted_latent(module, d.cov[val], d.feats[val], fast=d.large)
                 theta_val = module.from_latent(latent)
                 return module.prediction_loss((d.X[val] * theta_val).sum(1), d.y[val]).item()
 
         return train_loop(
             step,
             (torch.arange(len(tr), device=self.device_),),
-            self._train_config(batch_size=self.batch_size_),
+            # large n: torch on every core (the gathers and scatters of the big per-sample tables split well)
+            self._train_config(batch_size=self.batch_size_, cpu_threads=None if d.large else 1),
             module=module,
             evaluate=evaluate,
             generator=torch.Generator().manual_seed(torch_seed),
-            callbacks=[snapshots, partners],
+            # large n: the learning rate halved on held-out plateaus (the rows' Adam noise sets the error floor)
+            callbacks=[snapshots, partners]
+            + ([PlateauDecay(optimizer, LARGE_DECAY_FACTOR, LARGE_DECAY_PATIENCE)] if d.large else []),
         )
 
     def _store_fit(self, module, d, partners, snapshots) -> None:
         """The fitted state, NumPy and CPU only (the module itself is not kept)."""
         train_idx, val_idx, cov, Ft, theta_pop, n = d.train_idx, d.val_idx, d.cov, d.feats, d.theta_pop, len(d.cov)
+        order = np.argsort(train_idx, kind="stable")  # internal row order -> the data's (identity below large_n)
         module.eval()
         with torch.no_grad():
             idx_all = torch.arange(len(train_idx), device=self.device_)
@@ -375,13 +410,13 @@ class _PersonalizedBase(PerslibEstimator):
                 theta_all[val_idx] = module.from_latent(latent_val).cpu().numpy()
             shares = module.shares().cpu().numpy().astype(np.float64)
         self.matching_ = module.matching_diagnostic(partners, d.U[train_idx], d.categorical)
-        self.partners_ = train_idx[partners.cpu().numpy()]  # last partner table (n_fit, k), original row numbers
+        self.partners_ = train_idx[partners.cpu().numpy()][order]  # last partner table (n_fit, k), data row numbers
         self.heldout_ = np.zeros(n, dtype=bool)
         self.heldout_[val_idx] = True
-        self.train_index_ = train_idx
-        self._theta_train_std = theta_all[train_idx]
+        self.train_index_ = train_idx[order]
+        self._theta_train_std = theta_all[self.train_index_]
         self.coef_, self.intercept_ = self._unstandardize(theta_all)
-        self.snapshots_ = {e: self._unstandardize(snapshots[e]) for e in sorted(snapshots)}
+        self.snapshots_ = {e: self._unstandardize(snapshots[e][order]) for e in sorted(snapshots)}
         pop_coef, pop_int = self._unstandardize(theta_pop[None, :])
         self.population_coef_, self.population_intercept_ = pop_coef[0], float(pop_int[0])
         names = self.covariate_space_.columns_
@@ -402,7 +437,7 @@ class _PersonalizedBase(PerslibEstimator):
                 self.parameter_weights_ = module.theta_metric()[:-1].cpu().numpy().astype(np.float64)
                 self.parameter_scale_ = float(torch.nn.functional.softplus(module.scale_raw))
             self._Q = None
-        self._search_train = self.covariate_space_.search_matrix(self._cov_train, shares)
+        self._search_train = self.covariate_space_.search_matrix(self._cov_train[order], shares)
         self.neighbors_index_ = NearestNeighbors(algorithm="kd_tree", metric="manhattan").fit(self._search_train)
         self.encoder_ = module.encoder.cpu().eval() if module.encoder is not None else None
         self._theta_pop_std = theta_pop
@@ -506,16 +541,23 @@ _DOC_PARAMS = """
     batch_size : int or "auto", default="auto"
         Samples per minibatch, each with its k partner pairs. ``"auto"``: 512 below
         ``large_n`` trained samples (the value this estimator has always used, so small
-        fits are unchanged), ``max(512, ceil(n_train / 64))`` from it on, i.e. about 64
-        optimizer steps per epoch: each row of the per-sample table still gets one step
-        per epoch, and the per-step Python overhead stops growing with n.
+        fits are unchanged); from it on ``ceil(n_train / 16)`` for the objectives of the
+        closed-form engine (see ``large_n``) and ``max(512, ceil(n_train / 64))`` for the
+        others: each row of the per-sample table still gets one step per epoch, and the
+        per-step overhead stops growing with n.
     large_n : int, default=50000
         Number of trained samples (after the held-out split) from which the large-n path
-        is taken: the ``"auto"`` batch size and refresh period above, neighbour searches
-        by SciPy's ``cKDTree`` on every core, and the per-epoch held-out loss on a fixed
-        random subsample of at most 10,000 held-out samples (all of them are still
-        predicted at the end). Below it every fit is exactly as before the large-n path
-        existed. The benchmark behind it is in ``benchmarks/README.md``.
+        is taken: the ``"auto"`` batch size and refresh period above; for the low-rank
+        objectives ``"bound"`` and ``"match"`` without encoder, gradients in closed form
+        instead of autograd (the same objective and lazy Adam, ``perslib.personalized._fused``);
+        the learning rate halved after 5 epochs without held-out improvement (column
+        ``lr`` of ``history_``); torch on every CPU core; the trained samples stored in
+        a spatial order of their covariates (fitted attributes keep the data's order);
+        neighbour searches by SciPy's ``cKDTree`` on every core, the held-out samples'
+        neighbours from the last refresh's tree, and the per-epoch held-out loss on a
+        fixed random subsample of at most 10,000 held-out samples (all of them are
+        still predicted at the end). Below it every fit is exactly as before the large-n
+        path existed. The benchmark behind it is in ``benchmarks/README.md``.
     lr : float, default=0.04
         Adam learning rate (the encoder's is ``min(lr, 0.02)``).
     val_fraction : float, default=0.1
@@ -569,7 +611,8 @@ _DOC_PARAMS = """
     heldout_ : ndarray of bool, shape (n_train,)
         Samples held out for early stopping; their rows of ``coef_`` are predicted.
     history_ : pandas.DataFrame
-        Per epoch: ``train_loss``, ``pred_loss``, ``match_loss``, ``transfer_loss``, ``val_loss``.
+        Per epoch: ``train_loss``, ``pred_loss``, ``match_loss``, ``transfer_loss``, ``val_loss``
+        (and, on the large-n path, ``lr``: the learning rate the epoch ran at).
     snapshots_ : dict of int -> (ndarray (n_fit, p), ndarray (n_fit,))
         With ``snapshot_epochs``: ``(coef, intercept)`` of the trained samples after that
         many epochs; 0 is the initialisation (every model at the population estimate).

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from perslib.mlp import MLP
 from perslib.personalized._distances import distance_matching_loss, pair_deltas
+from perslib.personalized._fused import FusedOptimizer, LazyRowAdam, fused_supported, loss_and_grads
 
 __all__ = ["Objective", "PersonalizedModule"]
 
@@ -61,6 +62,10 @@ class _JointOptimizer:
 
     def __init__(self, *optimizers) -> None:
         self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for opt in self.optimizers for group in opt.param_groups]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for opt in self.optimizers:
@@ -274,17 +279,29 @@ class PersonalizedModule(nn.Module):
         return {"scale": scale, "correlation": r, "within_bound": float((d <= scale * delta + 1e-12).double().mean())}
 
     # ------------------------------------------------------------------ optimizers
-    def configure_optimizers(self, lr: float) -> _JointOptimizer:
+    def configure_optimizers(self, lr: float, fused: bool = False):
         """Lazy Adam (``SparseAdam``) for the per-sample table, Adam for the shared tensors.
 
         A row of the table moves only when its sample, or a partner of one, is in the
         minibatch (dense Adam would keep moving every row on stale momentum, so each
         ``z_i``'s step per epoch would grow with n). The encoder trains at
-        ``min(lr, ENCODER_LR_CAP)``.
+        ``min(lr, ENCODER_LR_CAP)``. ``fused=True``: the optimizer of the closed-form
+        engine (:mod:`perslib.personalized._fused`), the same update stepped from
+        explicit row gradients.
         """
         table = self.per_sample()
         enc = {id(q) for q in self.encoder.parameters()} if self.encoder is not None else set()
         groups = [{"params": [q for q in self.parameters() if q is not table and id(q) not in enc]}]
         if enc:
             groups.append({"params": list(self.encoder.parameters()), "lr": min(lr, ENCODER_LR_CAP)})
+        if fused:
+            return FusedOptimizer(LazyRowAdam(table, lr), torch.optim.Adam(groups, lr=lr))
         return _JointOptimizer(torch.optim.SparseAdam([table], lr=lr), torch.optim.Adam(groups, lr=lr))
+
+    def supports_fused(self) -> bool:
+        """Whether the closed-form gradients of :mod:`perslib.personalized._fused` cover this objective."""
+        return fused_supported(self)
+
+    def loss_and_grads(self, idx, partners, deltas, X, y):
+        """:meth:`loss` and its gradients in closed form (:func:`perslib.personalized._fused.loss_and_grads`)."""
+        return loss_and_grads(self, idx, partners, deltas, X, y)

@@ -21,9 +21,12 @@ import torch
 from scipy.spatial import cKDTree
 from sklearn.neighbors import NearestNeighbors
 
+from perslib.personalized._distances import pair_deltas
+
 __all__ = ["NEIGHBOR_MODES", "PartnerTable", "Snapshots", "knn_table", "random_partners"]
 
 NEIGHBOR_MODES = ("covariate", "latent", "random")
+DELTA_SLICE = 65_536  # rows per slice when the pair distances of a new partner table are computed
 
 
 # ---------------------------------------------------------------- neighbour search
@@ -34,7 +37,8 @@ def knn_table(
     query: np.ndarray | None = None,
     rng: np.random.Generator | None = None,
     fast: bool = False,
-) -> np.ndarray:
+    return_tree: bool = False,
+):
     """Indices of the ``k`` nearest rows of ``points`` (KD-tree, O(n log n)), shape (m, k).
 
     ``points`` has shape (n, D) and ``query`` (m, D) (``m = n`` without it). ``fast=True``
@@ -49,6 +53,9 @@ def knn_table(
     candidates (samples that share their covariates, such as the students of one school)
     each sample gets its own random k, different at each call, instead of all of them the
     same lowest-numbered ones.
+
+    ``return_tree=True`` (with ``fast``) also returns the ``cKDTree`` of ``points``, for
+    later queries (:meth:`PartnerTable.nearest`).
     """
     n = points.shape[0]
     k_eff = min(k, n - 1 if query is None else n)
@@ -56,7 +63,10 @@ def knn_table(
         eps = 1e-9 * max(float(np.abs(points).max(initial=0.0)), 1.0)
         points = points + eps * rng.uniform(-1.0, 1.0, size=points.shape)
     if fast:
-        return _fast_knn(points, k, k_eff, metric, query)
+        ind, tree = _fast_knn(points, k, k_eff, metric, query)
+        return (ind, tree) if return_tree else ind
+    if return_tree:
+        raise ValueError("return_tree=True needs fast=True (the cKDTree engine)")
     nn = NearestNeighbors(n_neighbors=max(k_eff, 1), algorithm="kd_tree", metric=metric).fit(points)
     if query is not None:
         ind = nn.kneighbors(query, n_neighbors=k_eff, return_distance=False)
@@ -67,8 +77,8 @@ def knn_table(
     return ind.astype(np.int64)
 
 
-def _fast_knn(points, k, k_eff, metric, query) -> np.ndarray:
-    """:func:`knn_table` by ``scipy.spatial.cKDTree`` (Manhattan p=1 or Euclidean p=2), all cores."""
+def _fast_knn(points, k, k_eff, metric, query) -> tuple[np.ndarray, cKDTree]:
+    """:func:`knn_table` by ``scipy.spatial.cKDTree`` (Manhattan p=1 or Euclidean p=2), all cores; and the tree."""
     p_norm = {"manhattan": 1, "euclidean": 2}[metric]
     tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
     k_eff = max(k_eff, 1)
@@ -76,14 +86,21 @@ def _fast_knn(points, k, k_eff, metric, query) -> np.ndarray:
         ind = tree.query(query, k=k_eff, p=p_norm, workers=-1)[1].reshape(len(query), k_eff)
     else:
         n = points.shape[0]
-        ind = tree.query(points, k=k_eff + 1, p=p_norm, workers=-1)[1].reshape(n, k_eff + 1)
-        own = ind == np.arange(n)[:, None]
-        own[~own.any(1), -1] = True  # a sample not among its own k + 1 (exact duplicates): drop the farthest
-        own[np.cumsum(own, 1) > 1] = False  # keep exactly one dropped column per row
-        ind = ind[~own].reshape(n, k_eff)
+        # queried in the tree's own leaf order, neighbouring queries walk the same nodes (≈ 2× faster at
+        # n = 10⁶ than in row order), then put back in row order: the same neighbours
+        order = tree.indices
+        ind = np.empty((n, k_eff + 1), dtype=np.int64)
+        ind[order] = tree.query(points[order], k=k_eff + 1, p=p_norm, workers=-1)[1].reshape(n, k_eff + 1)
+        if np.array_equal(ind[:, 0], np.arange(n)):  # each sample first in its own list (no exact duplicates)
+            ind = ind[:, 1:]
+        else:
+            own = ind == np.arange(n)[:, None]
+            own[~own.any(1), -1] = True  # a sample not among its own k + 1 (exact duplicates): drop the farthest
+            own[np.cumsum(own, 1) > 1] = False  # keep exactly one dropped column per row
+            ind = ind[~own].reshape(n, k_eff)
     if k_eff < k:
         ind = ind[:, np.arange(k) % k_eff]
-    return ind.astype(np.int64)
+    return ind.astype(np.int64), tree
 
 
 def random_partners(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,12 +135,18 @@ class PartnerTable:
     ----------
     table : torch.LongTensor of shape (n, k)
         Row numbers (among the trained samples) of each sample's partners.
+    tree : scipy.spatial.cKDTree or None
+        ``fast`` and ``"covariate"``: the tree of the last refresh, built on the trained
+        samples in the metric of ``tree_shares`` (:meth:`nearest` queries it).
     """
 
     def __init__(self, mode, k, every, module, space, covariates, rng, fast: bool = False) -> None:
         self.mode, self.k, self.every, self.fast = mode, int(k), int(every), bool(fast)
         self.module, self.space, self.covariates, self.rng = module, space, covariates, rng
         self.table: torch.Tensor | None = None
+        self.tree: cKDTree | None = None  # fast "covariate" path: the last refresh's tree ...
+        self.tree_shares: np.ndarray | None = None  # ... and the shares it was built with
+        self._deltas: torch.Tensor | None = None
 
     def search_points(self) -> np.ndarray:
         """The trained samples in the space whose Manhattan distance is the learned metric's."""
@@ -135,7 +158,17 @@ class PartnerTable:
         if self.mode == "random":
             return random_partners(n, self.k, self.rng)
         if self.mode == "covariate":
-            return knn_table(self.search_points(), self.k, rng=self.rng, fast=self.fast)
+            if not self.fast:
+                return knn_table(self.search_points(), self.k, rng=self.rng)
+            self.tree_shares = self.module.shares().detach().cpu().numpy().astype(np.float64)
+            table, self.tree = knn_table(
+                self.space.search_matrix(self.covariates, self.tree_shares),
+                self.k,
+                rng=self.rng,
+                fast=True,
+                return_tree=True,
+            )
+            return table
         module = self.module
         with torch.no_grad():
             if module.rank is None:
@@ -151,6 +184,38 @@ class PartnerTable:
     def on_epoch_start(self, epoch: int) -> None:
         if epoch % self.every == 0:
             self.table = torch.as_tensor(self.compute(), device=self.module.theta_pop.device)
+            self._deltas = None
+
+    def nearest(self, covariates: np.ndarray, k: int) -> np.ndarray | None:
+        """The ``k`` nearest trained samples of query rows under the metric of the last refresh.
+
+        ``covariates`` (m, K) encoded; returns row numbers (m, k) among the trained samples.
+        Answered from the tree the last ``"covariate"`` refresh built on the fast path
+        (no new tree); ``None`` when there is none (other modes, the default path).
+        """
+        tree = self.tree
+        if tree is None:
+            return None
+        k = min(int(k), tree.n)
+        ind = tree.query(self.space.search_matrix(covariates, self.tree_shares), k=k, p=1, workers=-1)[1]
+        return ind.reshape(len(covariates), k).astype(np.int64)
+
+    def deltas(self, U: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """Per-covariate distances Δ_ij of every sample to each of its partners, shape (n, k, K).
+
+        Computed once per refresh (in slices, so the temporaries stay small) from ``U``
+        (n, K), the encoded covariates of the trained samples, as a tensor.
+        """
+        if self._deltas is None:
+            table = self.table
+            out = U.new_empty(table.shape + (U.shape[1],))
+            for start in range(0, len(table), DELTA_SLICE):
+                rows = table[start : start + DELTA_SLICE]
+                out[start : start + len(rows)] = pair_deltas(
+                    U[start : start + len(rows), None, :], U[rows], categorical
+                )
+            self._deltas = out
+        return self._deltas
 
 
 class Snapshots:
