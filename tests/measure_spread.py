@@ -10,6 +10,7 @@ on each, and at a few seeds on the native path::
     python tests/measure_spread.py run --out build/spread            # every notebook (~25 min)
     python tests/measure_spread.py run --out build/spread --notebooks 04_armed_dense
     python tests/measure_spread.py write --out build/spread          # notebooks/expected/*.json
+    python tests/measure_spread.py reband     # new band rule, same measurements (no runs)
 
 ``run`` leaves each run's ``metrics.json`` under ``<out>/<path>-seed<S>/``; ``write``
 collects them into ``<out>/figures.csv`` (notebook, path, seed, figure, value) and sets each
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from notebook_checks import EXPECTED_DIR, flatten_figures  # noqa: E402
+
+from perslib.reports._expected import band_width  # noqa: E402
 
 # CPU code paths: environment variables that make torch, MKL, OpenBLAS and NumPy use the
 # kernels another x86-64 CPU would use.
@@ -97,14 +100,6 @@ def collect(out: Path) -> list[dict]:
     return rows
 
 
-def _nice(x: float) -> float:
-    """Round a tolerance up to two significant digits (0.01372 -> 0.014)."""
-    if x <= 0:
-        return 0.0
-    step = 10 ** (math.floor(math.log10(x)) - 1)
-    return float(f"{math.ceil(x / step - 1e-9) * step:.2g}")
-
-
 def band(ref: float, cpu: list[float], seeds: list[float]) -> dict:
     """The tolerance of one figure from what was measured.
 
@@ -113,19 +108,19 @@ def band(ref: float, cpu: list[float], seeds: list[float]) -> dict:
 
     * A figure that neither the code paths nor the seeds move (a count, a constant) gets a
       relative band of 1e-6.
-    * Any other figure gets ``max(3 × largest CPU change, seed sd)``, rounded up to two
-      significant digits: three times what another CPU was seen to do, and never tighter
-      than the seed-to-seed spread, since a CPU path is one more draw of the same training
-      noise and the emulated paths sample it thinly (some kernels, e.g. MKL's on AMD CPUs,
-      cannot be forced here).
+    * Any other figure gets ``max(3 × largest CPU change, 2 × seed sd)``, rounded up to two
+      significant digits (:func:`perslib.reports._expected.band_width`): three times what
+      another CPU was seen to do, and never tighter than twice the seed-to-seed spread, since
+      on a real other CPU a figure whose training is chaotic moves like a fresh seed, and the
+      emulated paths sample that thinly (some kernels, e.g. MKL's on AMD CPUs, cannot be
+      forced here).
     """
     scale = max(1.0, abs(ref))
     moves = [abs(v - ref) for v in cpu]
     seed_sd = _sd([ref, *seeds]) if seeds else 0.0
-    spread = max([3 * m for m in moves] + [seed_sd])
-    if spread <= 1e-9 * scale:
+    if max(moves + [seed_sd]) <= 1e-9 * scale:
         return {"value": ref, "rel": 1e-6, "abs": 1e-9}
-    return {"value": ref, "abs": _nice(spread)}
+    return {"value": ref, "abs": band_width(max(moves, default=0.0), seed_sd)}
 
 
 def _sd(values: list[float]) -> float:
@@ -172,6 +167,24 @@ def write(args) -> None:
         print(f"wrote {path} ({len(out['figures'])} figures)")
 
 
+def reband(args) -> None:
+    """Recompute the bands of the committed references from their stored measurements.
+
+    After a change of the band rule (:func:`band`), without re-running the notebooks: each
+    figure keeps its ``value``, ``cpu_change`` and ``seed_sd``; fixed figures stay fixed.
+    """
+    for path in sorted(EXPECTED_DIR.glob("*.json")):
+        content = json.loads(path.read_text())
+        if args.notebooks and content["notebook"] not in args.notebooks:
+            continue
+        for spec in content["figures"].values():
+            if "rel" in spec:
+                continue
+            spec["abs"] = band_width(spec.get("cpu_change") or 0.0, spec.get("seed_sd") or 0.0)
+        path.write_text(_dumps(content))
+        print(f"rebanded {path}")
+
+
 def _dumps(content: dict) -> str:
     """JSON with one line per figure, so that a diff shows which figures moved."""
     lines = ["{"]
@@ -193,7 +206,7 @@ def _dumps(content: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "write"):
+    for name in ("run", "write", "reband"):
         p = sub.add_parser(name)
         p.add_argument("--out", default="build/spread")
         p.add_argument("--notebooks", nargs="*", default=[])
@@ -202,7 +215,7 @@ def main(argv=None) -> None:
     sub.choices["run"].add_argument("--jobs", type=int, default=2)
     sub.choices["write"].add_argument("--machine", default="")
     args = parser.parse_args(argv)
-    run(args) if args.command == "run" else write(args)
+    {"run": run, "write": write, "reband": reband}[args.command](args)
 
 
 if __name__ == "__main__":
