@@ -53,6 +53,16 @@ UNCHECKED = {
     r".*fit_time.*": "wall time of a fit: depends on the machine and its load",
     r"scaling slope live.*": "slope of wall times measured during the run: depends on the machine and its load",
 }
+# figures of one notebook that are not compared either
+NOTEBOOK_UNCHECKED = {
+    "02_personalized_regression": {
+        r"ablation .* paper objective, partners nearest in a": (
+            "a fit that collapses by design (the paper's objective with partners nearest in the latent "
+            "space): how far it collapses depends on the CPU's kernels (by 5 seed sd on an Intel Xeon's "
+            "portable kernels); notebook 02 asserts the claim (its error > 2x the default's)"
+        ),
+    },
+}
 
 
 def _folder(out: Path, path: str, seed: int) -> Path:
@@ -140,17 +150,18 @@ def write(args) -> None:
         if args.notebooks and stem not in args.notebooks:
             continue
         ref_seed = min(s for vals in figures.values() for p, s, _ in vals if p == "native")
+        unchecked = {**UNCHECKED, **NOTEBOOK_UNCHECKED.get(stem, {})}
         out = {
             "notebook": stem,
             "profile": "default parameters",
             "seed": ref_seed,
             "figures": {},
-            "unchecked": UNCHECKED,
+            "unchecked": unchecked,
             "measured": {},
         }
 
         for name, vals in sorted(figures.items()):
-            if any(re.fullmatch(p, name) for p in UNCHECKED):
+            if any(re.fullmatch(p, name) for p in unchecked):
                 continue
             ref = next(v for p, s, v in vals if p == "native" and s == ref_seed)
             cpu = [v for p, s, v in vals if p != "native" and s == ref_seed]
