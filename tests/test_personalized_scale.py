@@ -22,7 +22,7 @@ def sim():
     return X, y, U, theta
 
 
-@pytest.mark.parametrize("n_train", [2, 100, 720, 1800, 18_000, LARGE_N - 1])
+@pytest.mark.parametrize("n_train", [2, 100, 720, 1800, 7_000, LARGE_N - 1])
 def test_auto_schedule_below_large_n_is_the_old_default(n_train):
     # the defaults before the large-n path: batch_size=512, refresh_every=1
     assert auto_schedule(n_train) == (512, 1, False)
