@@ -221,23 +221,27 @@ class _PersonalizedBase(PerslibEstimator):
         raise NotImplementedError
 
     def _predicted_latent(
-        self, module, cov_query: np.ndarray, feats_query: torch.Tensor, fast: bool = False
+        self, module, cov_query: np.ndarray, feats_query: torch.Tensor, fast: bool = False, partners=None
     ) -> torch.Tensor:
         """Latent (z, or θ for full rank) of query samples: the encoder, or the kNN rule.
 
         ``cov_query`` (m, K) encoded covariates, ``feats_query`` (m, D) encoder inputs;
         returns (m, q) (or (m, p + 1) at full rank). ``fast``: SciPy neighbour search.
+        ``partners``: a :class:`PartnerTable` whose last refresh built a tree answers the
+        search (:meth:`PartnerTable.nearest`, no new tree) when it can.
         """
         if module.encoder is not None:
             return module.encoder(feats_query)
-        shares = module.shares().detach().cpu().numpy().astype(np.float64)
-        space = self.covariate_space_
-        ind = knn_table(
-            space.search_matrix(self._cov_train, shares),
-            self.n_neighbors_predict,
-            query=space.search_matrix(cov_query, shares),
-            fast=fast,
-        )
+        ind = partners.nearest(cov_query, self.n_neighbors_predict) if partners is not None else None
+        if ind is None:
+            shares = module.shares().detach().cpu().numpy().astype(np.float64)
+            space = self.covariate_space_
+            ind = knn_table(
+                space.search_matrix(self._cov_train, shares),
+                self.n_neighbors_predict,
+                query=space.search_matrix(cov_query, shares),
+                fast=fast,
+            )
         return module.latent_of(torch.as_tensor(ind, device=self.device_)).mean(1)
 
     # ------------------------------------------------------------------ fit
@@ -376,11 +380,7 @@ class _PersonalizedBase(PerslibEstimator):
 
             def evaluate():
                 # large n: the neighbours from the last refresh's tree (no new tree each epoch)
-                ind = partners.nearest(d.cov[val], self.n_neighbors_predict) if module.encoder is None else None
-                if ind is not None:
-                    latent = module.latent_of(torch.as_tensor(ind, device=self.device_)).mean(1)
-                else:
-                    latent = self._predicted_latent(module, d.cov[val], d.feats[val], fast=d.large)
+                latent = self._predicted_latent(module, d.cov[val], d.feats[val], fast=d.large, partners=partners)
                 theta_val = module.from_latent(latent)
                 return module.prediction_loss((d.X[val] * theta_val).sum(1), d.y[val]).item()
 

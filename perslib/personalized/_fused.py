@@ -96,7 +96,7 @@ def loss_and_grads(module, idx, partners, deltas, X, y):
     g_theta = (slope / b)[:, None] * xi + (2.0 * o.pull / b) * dtheta
     decay = (zi**2).sum(1).mean() + (Q**2).sum()
     # distance matching with the closed-form scale s (no gradient through s or π)
-    pi = torch.softmax(module.share_raw, 0)
+    pi = module.shares()
     delta = deltas @ pi
     diff = zi[:, None, :] - zp
     pdist = torch.sqrt((diff**2).sum(-1) + 1e-12)

@@ -148,10 +148,13 @@ class PartnerTable:
         self.tree_shares: np.ndarray | None = None  # ... and the shares it was built with
         self._deltas: torch.Tensor | None = None
 
-    def search_points(self) -> np.ndarray:
-        """The trained samples in the space whose Manhattan distance is the learned metric's."""
-        shares = self.module.shares().detach().cpu().numpy().astype(np.float64)
-        return self.space.search_matrix(self.covariates, shares)
+    def current_shares(self) -> np.ndarray:
+        """The module's shares π now, as float64 NumPy (K,)."""
+        return self.module.shares().detach().cpu().numpy().astype(np.float64)
+
+    def search_points(self, shares: np.ndarray | None = None) -> np.ndarray:
+        """The trained samples in the space whose Manhattan distance is the learned metric's (``shares``: π, default now)."""
+        return self.space.search_matrix(self.covariates, self.current_shares() if shares is None else shares)
 
     def compute(self) -> np.ndarray:
         n = len(self.covariates)
@@ -160,13 +163,9 @@ class PartnerTable:
         if self.mode == "covariate":
             if not self.fast:
                 return knn_table(self.search_points(), self.k, rng=self.rng)
-            self.tree_shares = self.module.shares().detach().cpu().numpy().astype(np.float64)
+            self.tree_shares = self.current_shares()
             table, self.tree = knn_table(
-                self.space.search_matrix(self.covariates, self.tree_shares),
-                self.k,
-                rng=self.rng,
-                fast=True,
-                return_tree=True,
+                self.search_points(self.tree_shares), self.k, rng=self.rng, fast=True, return_tree=True
             )
             return table
         module = self.module
